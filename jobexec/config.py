@@ -1,0 +1,305 @@
+"""Configuration: Java `.properties` files plus environment overrides, as Spring Boot reads them.
+
+Files come from `EXECUTOR_CONFIG_LOCATION` (or `SPRING_CONFIG_LOCATION`), comma-separated, later
+files overriding earlier ones. An environment variable overrides any file by Spring's relaxed
+binding: `configs.kafka.bootstrap-servers` is `CONFIGS_KAFKA_BOOTSTRAPSERVERS`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import javaproperties
+
+KAFKA_PROPERTIES_PREFIXES = ("configs.kafka.properties.", "secrets.kafka.properties.")
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message names the key and where it came from."""
+
+    def __init__(self, key: str, problem: str, source: str) -> None:
+        super().__init__(f"configuration error: {key} {problem} ({source})")
+        self.key = key
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw.strip())
+    if value <= 0:
+        raise ValueError("must be positive")
+    return value
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw.strip())
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def _text(raw: str) -> str:
+    return raw.strip()
+
+
+def _offset_reset(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"earliest", "latest", "none"}:
+        raise ValueError("must be earliest, latest or none")
+    return value
+
+
+def _log_format(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"plain", "json"}:
+        raise ValueError("must be plain or json")
+    return value
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    default: str | None
+    parse: Callable[[str], Any]
+    doc: str
+
+
+# Every setting jobexec reads; the README's settings table is generated from the same facts.
+KEYS: tuple[Key, ...] = (
+    Key("configs.jobDb.url", None, _text, "JDBC or SQLAlchemy URL of the job database"),
+    Key("configs.jobDb.name", "jobs", _text, "database name appended to a JDBC URL without one"),
+    Key("secrets.datasource.username", None, _text, "job database user"),
+    Key("secrets.datasource.password", None, _text, "job database password"),
+    Key("configs.kafka.bootstrap-servers", None, _text, "Kafka bootstrap servers"),
+    Key("configs.kafka.topic.job-events", "job-events", _text, "topic of JobEvents"),
+    Key("configs.kafka.topic.dead-letter", None, _text, "dead-letter topic [<job-events>.DLT]"),
+    Key("configs.kafka.consumer.group-id", "job-consumers", _text, "bridge consumer group"),
+    Key("configs.kafka.consumer.auto-offset-reset", "earliest", _offset_reset, "offset reset"),
+    Key("configs.kafka.consumer.max-poll-records", "500", _positive_int, "records per poll"),
+    Key("configs.kafka.consumer.session-timeout-ms", "45000", _positive_int, "session timeout"),
+    Key("configs.kafka.consumer.max-poll-interval-ms", "300000", _positive_int, "poll interval"),
+    Key("configs.retry.max-attempts", "3", _positive_int, "tries of one run, the first included"),
+    Key("configs.retry.initial-backoff-ms", "1000", _positive_int, "first retry delay"),
+    Key("configs.retry.max-backoff-ms", "60000", _positive_int, "longest retry delay"),
+    Key("configs.celery.broker-url", "redis://localhost:6379/0", _text, "Celery broker URL"),
+    Key("secrets.celery.broker-password", None, _text, "password put into the broker URL"),
+    Key("configs.celery.queue", "jobs", _text, "queue the bridge fills and workers drain"),
+    Key("configs.celery.prefetch-multiplier", "1", _positive_int, "worker prefetch multiplier"),
+    Key("configs.bridge.max-queue-depth", "10000", _positive_int, "pause the bridge above it"),
+    Key("configs.bridge.commit-interval-ms", "1000", _positive_int, "offset commit cadence"),
+    Key("configs.lease.duration-ms", "60000", _positive_int, "how long a claimed run is held"),
+    Key("configs.lease.heartbeat-ms", "15000", _positive_int, "lease renewal period"),
+    Key("configs.scheduler.max-sleep-ms", "1000", _positive_int, "longest scheduler idle sleep"),
+    Key("configs.scheduler.batch-size", "500", _positive_int, "due jobs claimed per statement"),
+    Key("configs.executors.http.allowed-hosts", "", _text, "http executor host allow-list"),
+    Key("configs.smtp.host", "localhost", _text, "SMTP server for send_email"),
+    Key("configs.smtp.port", "25", _positive_int, "SMTP port"),
+    Key("configs.smtp.from", "jobexec@localhost", _text, "sender address of send_email"),
+    Key("secrets.smtp.username", None, _text, "SMTP user"),
+    Key("secrets.smtp.password", None, _text, "SMTP password"),
+    Key("configs.log.format", "plain", _log_format, "plain or json log lines"),
+    Key("configs.metrics.port", "0", _non_negative_int, "Prometheus port; 0 = off"),
+)
+_KEYS_BY_CANON = {k.name.lower().replace("-", ""): k for k in KEYS}
+
+
+def relaxed_env_name(key: str) -> str:
+    """Spring Boot's environment-variable name of a property key."""
+    return key.upper().replace(".", "_").replace("-", "")
+
+
+def is_secret(key: str) -> bool:
+    lowered = key.lower()
+    return lowered.startswith("secrets.") or "password" in lowered or "secret" in lowered
+
+
+def _canon(key: str) -> str:
+    return key.lower().replace("-", "")
+
+
+@dataclass(frozen=True)
+class RawConfig:
+    """Property values by canonical key, each with the place it came from."""
+
+    values: dict[str, tuple[str, str]] = field(default_factory=dict)
+    kafka_properties: dict[str, tuple[str, str]] = field(default_factory=dict)
+    files: tuple[str, ...] = ()
+    secret_kafka_properties: set[str] = field(default_factory=set)
+
+
+def config_files(environ: Mapping[str, str]) -> list[Path]:
+    raw = environ.get("EXECUTOR_CONFIG_LOCATION") or environ.get("SPRING_CONFIG_LOCATION") or ""
+    variable = (
+        "EXECUTOR_CONFIG_LOCATION"
+        if environ.get("EXECUTOR_CONFIG_LOCATION")
+        else ("SPRING_CONFIG_LOCATION")
+    )
+    paths: list[Path] = []
+    for entry in (e.strip() for e in raw.split(",")):
+        if not entry:
+            continue
+        optional = entry.startswith("optional:")
+        entry = entry.removeprefix("optional:").removeprefix("file:")
+        path = Path(entry)
+        if path.is_dir():
+            # Spring reads application.properties from a directory location; we add secrets.
+            paths.extend(
+                p
+                for p in (path / "application.properties", path / "secrets.properties")
+                if p.is_file()
+            )
+        elif path.is_file():
+            paths.append(path)
+        elif not optional:
+            raise ConfigError(variable, f"names {entry}, which does not exist", "environment")
+    return paths
+
+
+def read_raw(environ: Mapping[str, str]) -> RawConfig:
+    raw = RawConfig()
+    files = config_files(environ)
+    for path in files:
+        try:
+            with path.open(encoding="utf-8") as fh:
+                props = javaproperties.load(fh)
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            problem = f"cannot be read: {type(exc).__name__}"
+            raise ConfigError("configuration file", problem, str(path)) from None
+        for name, value in props.items():
+            _put(raw, name, value, str(path))
+    for name, value in environ.items():
+        upper = name.upper()
+        for prefix in KAFKA_PROPERTIES_PREFIXES:
+            env_prefix = relaxed_env_name(prefix)
+            if upper.startswith(env_prefix) and len(upper) > len(env_prefix):
+                prop = upper[len(env_prefix) :].lower().replace("_", ".")
+                raw.kafka_properties[prop] = (value, f"environment variable {name}")
+                if prefix.startswith("secrets."):
+                    raw.secret_kafka_properties.add(prop)
+    for key in KEYS:
+        env_name = relaxed_env_name(key.name)
+        if env_name in environ:
+            raw.values[_canon(key.name)] = (environ[env_name], f"environment variable {env_name}")
+    return RawConfig(
+        raw.values, raw.kafka_properties, tuple(str(p) for p in files), raw.secret_kafka_properties
+    )
+
+
+def _put(raw: RawConfig, key: str, value: str, source: str) -> None:
+    for prefix in KAFKA_PROPERTIES_PREFIXES:
+        if key.startswith(prefix):
+            prop = key[len(prefix) :]
+            raw.kafka_properties[prop] = (value, source)
+            if prefix.startswith("secrets."):
+                raw.secret_kafka_properties.add(prop)
+            return
+    raw.values[_canon(key)] = (value, source)
+
+
+class Settings:
+    """Typed view of the configuration. `get` parses a key; `require` insists it is set."""
+
+    def __init__(self, raw: RawConfig) -> None:
+        self._raw = raw
+        self._cache: dict[str, Any] = {}
+        for key in KEYS:  # validate every given value up front: a typo fails at start-up
+            self.get(key.name)
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        return cls(read_raw(os.environ if environ is None else environ))
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        return self._raw.files
+
+    def source(self, name: str) -> str:
+        found = self._raw.values.get(_canon(name))
+        if found:
+            return found[1]
+        if self._raw.files:
+            return "not set in " + ", ".join(self._raw.files) + " nor the environment"
+        return "no configuration file given; set EXECUTOR_CONFIG_LOCATION or " + relaxed_env_name(
+            name
+        )
+
+    def get(self, name: str) -> Any:
+        if name in self._cache:
+            return self._cache[name]
+        key = _KEYS_BY_CANON[_canon(name)]
+        found = self._raw.values.get(_canon(name))
+        text = found[0] if found else key.default
+        value = None
+        if text is not None:
+            try:
+                value = key.parse(text)
+            except ValueError as exc:
+                shown = "***" if is_secret(name) else repr(text)
+                raise ConfigError(name, f"is invalid: {shown} ({exc})", self.source(name)) from None
+        self._cache[name] = value
+        return value
+
+    def require(self, name: str) -> Any:
+        value = self.get(name)
+        if value is None or value == "":
+            raise ConfigError(name, "is missing", self.source(name))
+        return value
+
+    # Derived settings, named as the code uses them.
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return self.get("configs.kafka.topic.dead-letter") or (
+            f"{self.get('configs.kafka.topic.job-events')}.DLT"
+        )
+
+    @property
+    def kafka_client_properties(self) -> dict[str, str]:
+        """librdkafka properties every Kafka client gets: bootstrap plus the passthrough ones."""
+        props = {key: value for key, (value, _src) in sorted(self._raw.kafka_properties.items())}
+        props["bootstrap.servers"] = self.require("configs.kafka.bootstrap-servers")
+        return props
+
+    @property
+    def broker_url(self) -> str:
+        url: str = self.get("configs.celery.broker-url")
+        password = self.get("secrets.celery.broker-password")
+        if not password:
+            return url
+        parts = urlsplit(url)
+        user = parts.username or ""
+        host = parts.hostname or ""
+        netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
+        if parts.port:
+            netloc += f":{parts.port}"
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+    @property
+    def allowed_hosts(self) -> frozenset[str]:
+        text: str = self.get("configs.executors.http.allowed-hosts")
+        return frozenset(h.strip().lower() for h in text.split(",") if h.strip())
+
+    def masked(self) -> dict[str, str]:
+        """Every set value, secrets replaced by ***: the only dump of the configuration."""
+        shown: dict[str, str] = {}
+        for key in KEYS:
+            found = self._raw.values.get(_canon(key.name))
+            if found:
+                shown[key.name] = "***" if is_secret(key.name) else found[0]
+        for prop, (value, _source) in self._raw.kafka_properties.items():
+            secret = is_secret(prop) or prop in self._raw.secret_kafka_properties
+            shown[f"kafka.{prop}"] = "***" if secret else value
+        return shown
+
+
+def settings_or_exit(environ: Mapping[str, str] | None = None) -> Settings:
+    """Load the settings, or exit 2 with one line naming the key: never a traceback."""
+    try:
+        return Settings.load(environ)
+    except ConfigError as exc:
+        print(f"jobexec: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
