@@ -1,0 +1,1 @@
+"""The job database: schema, engine, named queries and migrations."""

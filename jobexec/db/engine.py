@@ -1,0 +1,87 @@
+"""Engine creation from the settings: JDBC or SQLAlchemy URLs, credentials from secrets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import URL, Engine, create_engine, event, make_url
+from sqlalchemy.exc import ArgumentError
+
+from jobexec.config import ConfigError, Settings
+
+_URL_KEY = "configs.jobDb.url"
+
+
+def database_url(settings: Settings) -> URL:
+    """The SQLAlchemy URL of the job database, credentials included (never log it unmasked)."""
+    text: str = settings.require(_URL_KEY)
+    if text.startswith("jdbc:"):
+        url = _from_jdbc(text.removeprefix("jdbc:"), settings)
+    else:
+        try:
+            url = make_url(text)
+        except ArgumentError:
+            problem = "is not a JDBC or SQLAlchemy URL"
+            raise ConfigError(_URL_KEY, problem, settings.source(_URL_KEY)) from None
+    if url.drivername in {"postgresql", "postgres"}:
+        url = url.set(drivername="postgresql+psycopg")
+    if not url.drivername.startswith(("postgresql", "sqlite")):
+        raise ConfigError(
+            _URL_KEY, f"names an unsupported database {url.drivername!r}", settings.source(_URL_KEY)
+        )
+    username = settings.get("secrets.datasource.username")
+    password = settings.get("secrets.datasource.password")
+    if username and not url.username:
+        url = url.set(username=username)
+    if password and not url.password:
+        url = url.set(password=password)
+    return url
+
+
+def _from_jdbc(rest: str, settings: Settings) -> URL:
+    # jdbc:postgresql://host:5432/[db][?k=v]; JDBC's user/password parameters map to the URL.
+    try:
+        url = make_url(rest)
+    except ArgumentError:
+        raise ConfigError(_URL_KEY, "is not a valid JDBC URL", settings.source(_URL_KEY)) from None
+    if url.drivername != "postgresql":
+        raise ConfigError(
+            _URL_KEY,
+            f"names an unsupported JDBC database {url.drivername!r}",
+            settings.source(_URL_KEY),
+        )
+    query = dict(url.query)
+    username = query.pop("user", None)
+    password = query.pop("password", None)
+    url = url.set(drivername="postgresql+psycopg", query=query)
+    if not url.database:
+        url = url.set(database=settings.get("configs.jobDb.name"))
+    if isinstance(username, str):
+        url = url.set(username=username)
+    if isinstance(password, str):
+        url = url.set(password=password)
+    return url
+
+
+def make_engine(url: URL, **kwargs: Any) -> Engine:
+    """An engine that survives restarts: pre-ping on checkout, WAL and a busy timeout on SQLite."""
+    if url.get_backend_name() == "sqlite":
+        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, **kwargs)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def masked(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+__all__ = ["database_url", "make_engine", "masked"]

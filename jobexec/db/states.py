@@ -1,0 +1,28 @@
+"""The words of the job and run lifecycles, as stored in the database."""
+
+from enum import StrEnum
+
+
+class JobStatus(StrEnum):
+    SCHEDULED = "SCHEDULED"
+    PAUSED = "PAUSED"
+    RUNNING = "RUNNING"
+    DISPATCHED = "DISPATCHED"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+class JobType(StrEnum):
+    ONE_TIME = "ONE_TIME"
+    RECURRING = "RECURRING"
+
+
+class RunStatus(StrEnum):
+    """Outcome of one try, kept in job_runs."""
+
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    RETRYING = "RETRYING"
+    EXHAUSTED = "EXHAUSTED"

@@ -1,0 +1,218 @@
+"""JobStore: every statement jobexec runs against the job database, by name.
+
+Outcome statements are guarded by `status = 'RUNNING' AND attempts = :attempt`, so a stale or
+duplicate writer changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from jobexec.db.schema import job_runs, jobs
+from jobexec.db.states import JobStatus, RunStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    job_id: str
+    job_type: str
+    cron_expression: str | None
+    payload: Any
+    status: str
+    attempts: int
+    next_run_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    """A run the scheduler (or sweeper) claimed and must publish as a JobEvent."""
+
+    job_id: str
+    attempt: int
+    scheduled_at: datetime
+
+
+_JOB_COLUMNS = (
+    jobs.c.job_id,
+    jobs.c.job_type,
+    jobs.c.cron_expression,
+    jobs.c.payload,
+    jobs.c.status,
+    jobs.c.attempts,
+    jobs.c.next_run_at,
+)
+
+
+class JobStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sqlite = engine.dialect.name == "sqlite"
+
+    def now(self, conn: Connection) -> datetime:
+        """The database's clock (SQLite has none of its own: it is this machine's)."""
+        if self._sqlite:
+            return datetime.now(UTC)
+        value = conn.execute(select(func.now())).scalar_one()
+        assert isinstance(value, datetime)
+        return value.astimezone(UTC)
+
+    # --- worker -----------------------------------------------------------------------------
+
+    def fetch(self, job_id: str) -> tuple[Job | None, datetime]:
+        """The job row and the database's now, in one round trip on PostgreSQL."""
+        with self.engine.connect() as conn:
+            columns = _JOB_COLUMNS if self._sqlite else (*_JOB_COLUMNS, func.now())
+            row = conn.execute(select(*columns).where(jobs.c.job_id == job_id)).first()
+            if row is None:
+                return None, self.now(conn)
+        now = datetime.now(UTC) if self._sqlite else row[-1].astimezone(UTC)
+        return Job(*row[: len(_JOB_COLUMNS)]), now
+
+    def claim_run(
+        self, job: Job, attempt: int, worker: str, now: datetime, lease: timedelta
+    ) -> int | None:
+        """Record the try and take its lease; None when a live lease or a finished try exists.
+
+        A try whose lease expired (its worker died) is taken over.
+        """
+        values = {
+            "job_id": job.job_id,
+            "run_at": job.next_run_at,
+            "attempt": attempt,
+            "worker": worker,
+            "status": RunStatus.RUNNING,
+            "started_at": now,
+            "lease_expires_at": now + lease,
+        }
+        dialect_insert = sqlite.insert if self._sqlite else postgresql.insert
+        stmt = dialect_insert(job_runs).values(values)
+        claim = stmt.on_conflict_do_update(
+            index_elements=[job_runs.c.job_id, job_runs.c.run_at, job_runs.c.attempt],
+            set_={
+                "worker": stmt.excluded.worker,
+                "started_at": stmt.excluded.started_at,
+                "lease_expires_at": stmt.excluded.lease_expires_at,
+            },
+            where=and_(job_runs.c.finished_at.is_(None), job_runs.c.lease_expires_at < now),
+        ).returning(job_runs.c.id)
+        with self.engine.begin() as conn:
+            run_id = conn.execute(claim).scalar()
+        return int(run_id) if run_id is not None else None
+
+    def renew_lease(self, run_id: int, now: datetime, lease: timedelta) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(job_runs)
+                .where(job_runs.c.id == run_id, job_runs.c.finished_at.is_(None))
+                .values(lease_expires_at=now + lease)
+            )
+
+    def finish(
+        self,
+        job: Job,
+        attempt: int,
+        run_id: int,
+        now: datetime,
+        run_status: RunStatus,
+        job_values: Mapping[str, Any],
+        error: str | None = None,
+    ) -> bool:
+        """Write a try's outcome: the run row and, if still this try's, the job row."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(job_runs)
+                .where(job_runs.c.id == run_id)
+                .values(status=run_status, finished_at=now, error=error)
+            )
+            changed = conn.execute(
+                update(jobs)
+                .where(
+                    jobs.c.job_id == job.job_id,
+                    jobs.c.status == JobStatus.RUNNING,
+                    jobs.c.attempts == attempt,
+                )
+                .values(updated_at=now, **job_values)
+            ).rowcount
+        return bool(changed)
+
+    # --- scheduler --------------------------------------------------------------------------
+
+    def claim_due(self, limit: int) -> list[Dispatch]:
+        """Claim due SCHEDULED jobs in one statement: RUNNING, attempts + 1.
+
+        PostgreSQL skips rows another scheduler holds; SQLite serialises writers anyway.
+        """
+        with self.engine.begin() as conn:
+            now = self.now(conn)
+            due = (
+                select(jobs.c.job_id)
+                .where(jobs.c.status == JobStatus.SCHEDULED, jobs.c.next_run_at <= now)
+                .order_by(jobs.c.next_run_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+                .scalar_subquery()
+            )
+            rows = conn.execute(
+                update(jobs)
+                .where(jobs.c.job_id.in_(due), jobs.c.status == JobStatus.SCHEDULED)
+                .values(status=JobStatus.RUNNING, attempts=jobs.c.attempts + 1, updated_at=now)
+                .returning(jobs.c.job_id, jobs.c.attempts, jobs.c.next_run_at)
+            ).all()
+        return [Dispatch(r.job_id, r.attempts, r.next_run_at) for r in rows]
+
+    def seconds_until_next_due(self) -> float | None:
+        with self.engine.connect() as conn:
+            now = self.now(conn)
+            earliest = conn.execute(
+                select(func.min(jobs.c.next_run_at)).where(jobs.c.status == JobStatus.SCHEDULED)
+            ).scalar()
+        if earliest is None:
+            return None
+        if isinstance(earliest, str):  # SQLite aggregates lose the column type
+            earliest = datetime.fromisoformat(earliest)
+        if earliest.tzinfo is None:
+            earliest = earliest.replace(tzinfo=UTC)
+        return max(0.0, (earliest - now).total_seconds())
+
+    # --- jobs -------------------------------------------------------------------------------
+
+    def insert_jobs(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert jobs as the job API does (used by `jobexec dev`, the job CLI and tests)."""
+        with self.engine.begin() as conn:
+            now = self.now(conn)
+            conn.execute(
+                insert(jobs),
+                [
+                    {
+                        "execution_mode": None,
+                        "cron_expression": None,
+                        "attempts": 0,
+                        "failure_reason": None,
+                        "failed_at": None,
+                        "created_at": now,
+                        "updated_at": now,
+                        "created_by": "jobexec",
+                        "next_run_at": now,
+                        **row,
+                    }
+                    for row in rows
+                ],
+            )
+
+    def job_row(self, job_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(jobs).where(jobs.c.job_id == job_id)).mappings().first()
+        return dict(row) if row else None
+
+    def runs(self, job_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(job_runs).where(job_runs.c.job_id == job_id).order_by(job_runs.c.id)
+            ).mappings()
+            return [dict(r) for r in rows]
