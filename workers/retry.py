@@ -1,0 +1,36 @@
+"""Retry as a value: the policy decides whether and when a run is tried again."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from jobexec.config import Settings
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int
+    initial_backoff: float
+    max_backoff: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetryPolicy:
+        return cls(
+            max_attempts=settings.get("configs.retry.max-attempts"),
+            initial_backoff=settings.get("configs.retry.initial-backoff-ms") / 1000,
+            max_backoff=settings.get("configs.retry.max-backoff-ms") / 1000,
+        )
+
+    def exhausted(self, attempt: int) -> bool:
+        """True when the try `attempt` was the last one allowed."""
+        return attempt >= self.max_attempts
+
+    def backoff(self, attempt: int) -> float:
+        """Delay before try `attempt + 1`: exponential, capped, with equal jitter.
+
+        Half the delay is fixed so a retry never fires at once; half is random so a burst of
+        failures does not retry in lockstep.
+        """
+        ceiling = min(self.max_backoff, self.initial_backoff * 2.0 ** (attempt - 1))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)

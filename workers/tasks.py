@@ -1,0 +1,116 @@
+"""The `jobexec.execute_job` Celery task: a thin shell around `workers.lifecycle.handle`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from datetime import timedelta
+from typing import Any
+
+from celery import Celery, Task
+from sqlalchemy.exc import SQLAlchemyError
+
+from executors import load_registry
+from jobexec.config import Settings
+from jobexec.db.engine import database_url, make_engine
+from jobexec.db.store import JobStore
+from jobexec.deadletter import DeadLetterWriter
+from jobexec.events import JobEvent, PoisonRecord
+from jobexec.kafka import reliable_producer
+from workers.celeryconf import TASK_NAME
+from workers.lifecycle import Origin, WorkerContext, handle
+from workers.retry import RetryPolicy
+
+log = logging.getLogger("jobexec.worker")
+
+_contexts: dict[int, WorkerContext] = {}
+
+
+def build_context(settings: Settings) -> WorkerContext:
+    bootstrap = settings.get("configs.kafka.bootstrap-servers")
+    dead_letters = (
+        DeadLetterWriter(
+            reliable_producer(settings.kafka_client_properties), settings.dead_letter_topic
+        )
+        if bootstrap
+        else None
+    )
+    return WorkerContext(
+        store=JobStore(make_engine(database_url(settings))),
+        registry=load_registry(settings),
+        retry=RetryPolicy.from_settings(settings),
+        lease=timedelta(milliseconds=settings.get("configs.lease.duration-ms")),
+        heartbeat_interval=settings.get("configs.lease.heartbeat-ms") / 1000,
+        dead_letters=dead_letters,
+        events_topic=settings.get("configs.kafka.topic.job-events"),
+    )
+
+
+def context(settings: Settings) -> WorkerContext:
+    """One context per process: prefork children must not share the parent's connections."""
+    pid = os.getpid()
+    if pid not in _contexts:
+        _contexts.clear()
+        _contexts[pid] = build_context(settings)
+    return _contexts[pid]
+
+
+def register(app: Celery, settings: Settings) -> None:
+    @app.task(name=TASK_NAME, bind=True)  # type: ignore[untyped-decorator]
+    def execute_job(
+        self: Task,
+        job_id: Any,
+        attempt: Any = 1,
+        scheduled_at: Any = None,
+        origin: Any = None,
+    ) -> None:
+        try:
+            event = JobEvent.parse_fields(job_id, attempt, scheduled_at)
+        except PoisonRecord as exc:
+            log.error(
+                "malformed task for job %r dropped: %s",
+                job_id,
+                exc,
+                extra={"action": "task_malformed", "job_id": str(job_id)},
+            )
+            return
+        ctx = context(settings)
+        worker = f"{self.request.hostname or socket.gethostname()}/{os.getpid()}"
+        try:
+            retry = handle(ctx, event, worker, _origin(origin))
+        except SQLAlchemyError as exc:
+            # The database is unreachable: nothing ran, so try the same attempt again later.
+            delay = ctx.retry.backoff(min(self.request.retries + 1, 30))
+            log.warning(
+                "job database unavailable for job %s (%s); retry in %.1fs",
+                event.job_id,
+                type(exc).__name__,
+                delay,
+                extra={
+                    "action": "database_unavailable",
+                    "job_id": event.job_id,
+                    "attempt": event.attempt,
+                },
+            )
+            raise self.retry(countdown=delay, max_retries=None) from None
+        if retry is not None:
+            raise self.retry(
+                kwargs={
+                    "job_id": event.job_id,
+                    "attempt": retry.attempt,
+                    "scheduled_at": scheduled_at,
+                    "origin": origin,
+                },
+                countdown=retry.delay,
+                max_retries=None,
+            )
+
+
+def _origin(raw: Any) -> Origin | None:
+    if isinstance(raw, dict):
+        try:
+            return Origin(str(raw["topic"]), int(raw["partition"]), int(raw["offset"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+    return None
