@@ -1,0 +1,1 @@
+"""The Kafka side: consume JobEvents, enqueue Celery tasks, dead-letter poison records."""

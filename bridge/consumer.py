@@ -1,0 +1,287 @@
+"""The bridge loop: Kafka records in, Celery tasks out, offsets stored only behind the broker.
+
+An offset is stored (and later committed by librdkafka's cadence, on revoke and on close) only
+after Redis accepted the task of that record and of every record before it in its partition.
+While Redis is unreachable, or the queue is deeper than `configs.bridge.max-queue-depth`, the
+partitions are paused: polling goes on, so the group membership is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from kombu.exceptions import KombuError
+
+from bridge.publisher import Enqueue, TaskPublisher
+from jobexec.config import Settings
+from jobexec.deadletter import DeadLetter, DeadLetterError, DeadLetterWriter
+from jobexec.events import JobEvent, PoisonRecord
+
+log = logging.getLogger("jobexec.bridge")
+
+# What a failed hand-over to Redis or to the dead-letter topic can raise.
+HANDOVER_ERRORS: tuple[type[BaseException], ...] = (
+    KombuError,
+    redis.RedisError,
+    OSError,
+    DeadLetterError,
+)
+_BACKPRESSURE_CHECK_S = 0.5
+_MAX_RETRY_DELAY_S = 10.0
+
+
+@dataclass(slots=True)
+class _Record:
+    """A consumed record and what the bridge will do with it."""
+
+    topic: str
+    partition: int
+    offset: int
+    action: Enqueue | DeadLetter
+
+
+@dataclass
+class BridgeStats:
+    consumed: int = 0
+    enqueued: int = 0
+    dead_lettered: int = 0
+    paused: bool = False
+
+
+def consumer_config(settings: Settings, error_cb: Callable[[KafkaError], None]) -> dict[str, Any]:
+    return {
+        **settings.kafka_client_properties,
+        "group.id": settings.get("configs.kafka.consumer.group-id"),
+        "auto.offset.reset": settings.get("configs.kafka.consumer.auto-offset-reset"),
+        "session.timeout.ms": settings.get("configs.kafka.consumer.session-timeout-ms"),
+        "max.poll.interval.ms": settings.get("configs.kafka.consumer.max-poll-interval-ms"),
+        "enable.auto.commit": True,
+        "auto.commit.interval.ms": settings.get("configs.bridge.commit-interval-ms"),
+        # We store offsets ourselves, once the task is enqueued: the cadence commits only those.
+        "enable.auto.offset.store": False,
+        "client.id": f"jobexec-bridge-{socket.gethostname()}-{os.getpid()}",
+        "error_cb": error_cb,
+    }
+
+
+class Bridge:
+    def __init__(
+        self,
+        settings: Settings,
+        publisher: TaskPublisher,
+        dead_letters: DeadLetterWriter,
+    ) -> None:
+        self.topic: str = settings.get("configs.kafka.topic.job-events")
+        self.batch_size: int = settings.get("configs.kafka.consumer.max-poll-records")
+        self.max_depth: int = settings.get("configs.bridge.max-queue-depth")
+        self.publisher = publisher
+        self.dead_letters = dead_letters
+        self.stats = BridgeStats()
+        self.consumer = Consumer(consumer_config(settings, self._on_kafka_error))
+        self._pending: list[_Record] = []
+        self._outage = False
+        self._backpressure = False
+        self._retry_at = 0.0
+        self._retry_delay = 0.5
+        self._depth_checked_at = 0.0
+        self._last_kafka_error: str | None = None
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        self.consumer.subscribe(
+            [self.topic],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+        log.info("bridge consuming %s", self.topic, extra={"action": "bridge_started"})
+        try:
+            while not stop.is_set():
+                self._check_backpressure()
+                self._apply_pause()
+                messages = self.consumer.consume(self.batch_size, timeout=0.5)
+                self._accept(messages)
+                if self._pending and time.monotonic() >= self._retry_at:
+                    self._hand_over()
+        finally:
+            self._shutdown()
+
+    def _accept(self, messages: list[Message]) -> None:
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    self._on_kafka_error(error)
+                continue
+            self._last_kafka_error = None
+            self.stats.consumed += 1
+            self._pending.append(self._translate(message))
+
+    def _translate(self, message: Message) -> _Record:
+        # A record without an error always has its position.
+        topic, partition, offset = (
+            str(message.topic()),
+            message.partition() or 0,
+            message.offset() or 0,
+        )
+        action: Enqueue | DeadLetter
+        try:
+            action = Enqueue(JobEvent.parse(message.value()), topic, partition, offset)
+        except PoisonRecord as exc:
+            log.warning(
+                "poison record %s[%s]@%s: %s",
+                topic,
+                partition,
+                offset,
+                exc,
+                extra={"action": "record_poison", "partition": partition, "offset": offset},
+            )
+            action = DeadLetter(
+                key=message.key(),
+                value=message.value(),
+                exception_fqcn="jobexec.events.PoisonRecord",
+                message=str(exc),
+                topic=topic,
+                partition=partition,
+                offset=offset,
+            )
+        return _Record(topic, partition, offset, action)
+
+    def _hand_over(self) -> None:
+        """Enqueue the pending records and dead-letter the poison ones; then store offsets."""
+        records = self._pending
+        enqueues = [r.action for r in records if isinstance(r.action, Enqueue)]
+        letters = [r.action for r in records if isinstance(r.action, DeadLetter)]
+        try:
+            self.publisher.publish(enqueues)
+            for letter in letters:
+                self.dead_letters.send(letter)
+            if letters:
+                self.dead_letters.flush(10)
+        except HANDOVER_ERRORS as exc:
+            self._enter_outage(exc)
+            return
+        self._store_offsets(records)
+        self.stats.enqueued += len(enqueues)
+        self.stats.dead_lettered += len(letters)
+        self._pending = []
+        if self._outage:
+            self._outage = False
+            self._retry_delay = 0.5
+            log.info("Celery broker reachable again; resuming", extra={"action": "broker_up"})
+
+    def _enter_outage(self, exc: BaseException) -> None:
+        if not self._outage:
+            log.error(
+                "cannot hand records over (%s: %s); pausing partitions, committing nothing",
+                type(exc).__name__,
+                exc,
+                extra={"action": "broker_down"},
+            )
+        self._outage = True
+        self._retry_at = time.monotonic() + self._retry_delay
+        self._retry_delay = min(self._retry_delay * 2, _MAX_RETRY_DELAY_S)
+
+    def _store_offsets(self, records: list[_Record]) -> None:
+        highest: dict[tuple[str, int], int] = {}
+        for record in records:
+            key = (record.topic, record.partition)
+            highest[key] = max(highest.get(key, -1), record.offset)
+        offsets = [TopicPartition(t, p, o + 1) for (t, p), o in highest.items()]
+        try:
+            self.consumer.store_offsets(offsets=offsets)
+        except KafkaException as exc:  # a partition revoked meanwhile: its new owner re-reads
+            log.info("offsets not stored: %s", exc, extra={"action": "offset_store_skipped"})
+
+    # --- pausing ----------------------------------------------------------------------------
+
+    def _check_backpressure(self) -> None:
+        now = time.monotonic()
+        if self._outage or now - self._depth_checked_at < _BACKPRESSURE_CHECK_S:
+            return
+        self._depth_checked_at = now
+        try:
+            depth = self.publisher.queue_depth()
+        except HANDOVER_ERRORS:
+            return  # the next hand-over will find the outage
+        if not self._backpressure and depth >= self.max_depth:
+            self._backpressure = True
+            log.info(
+                "queue depth %s >= %s: pausing",
+                depth,
+                self.max_depth,
+                extra={"action": "backpressure_on", "depth": depth},
+            )
+        elif self._backpressure and depth <= self.max_depth // 2:
+            self._backpressure = False
+            log.info(
+                "queue depth %s: resuming",
+                depth,
+                extra={"action": "backpressure_off", "depth": depth},
+            )
+
+    def _apply_pause(self) -> None:
+        want = self._outage or self._backpressure
+        if want == self.stats.paused:
+            return
+        assignment = self.consumer.assignment()
+        if want:
+            self.consumer.pause(assignment)
+        else:
+            self.consumer.resume(assignment)
+        self.stats.paused = want
+
+    # --- rebalances and shutdown ------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        consumer.assign(partitions)
+        if self.stats.paused:
+            consumer.pause(partitions)
+        log.info("assigned %s", _names(partitions), extra={"action": "partitions_assigned"})
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        revoked = {(p.topic, p.partition) for p in partitions}
+        # Records of revoked partitions were never committed: their new owner re-reads them.
+        self._pending = [r for r in self._pending if (r.topic, r.partition) not in revoked]
+        self._commit()
+        log.info("revoked %s", _names(partitions), extra={"action": "partitions_revoked"})
+
+    def _commit(self) -> None:
+        try:
+            self.consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError._NO_OFFSET:
+                log.warning("commit failed: %s", exc, extra={"action": "commit_failed"})
+
+    def _shutdown(self) -> None:
+        # Pending records were not enqueued: not committing them hands them back to Kafka.
+        self._commit()
+        self.consumer.close()
+        self.publisher.close()
+        log.info(
+            "bridge stopped: %s consumed, %s enqueued, %s dead-lettered",
+            self.stats.consumed,
+            self.stats.enqueued,
+            self.stats.dead_lettered,
+            extra={"action": "bridge_stopped"},
+        )
+
+    def _on_kafka_error(self, error: KafkaError) -> None:
+        text = error.str()
+        if text != self._last_kafka_error:  # once per state change, not once per attempt
+            self._last_kafka_error = text
+            log.warning("kafka: %s", text, extra={"action": "kafka_error"})
+
+
+def _names(partitions: list[TopicPartition]) -> str:
+    return ", ".join(f"{p.topic}[{p.partition}]" for p in partitions) or "nothing"
