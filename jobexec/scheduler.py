@@ -1,0 +1,97 @@
+"""`jobexec scheduler`: claim due jobs in one transaction, then publish one JobEvent each.
+
+Several schedulers may run at once: the claim skips rows another one holds, and a claimed row
+is RUNNING, so no run is dispatched twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from confluent_kafka import KafkaError, Message, Producer
+from sqlalchemy.exc import SQLAlchemyError
+
+from jobexec.config import Settings
+from jobexec.db.store import Dispatch, JobStore
+from jobexec.events import JobEvent
+
+log = logging.getLogger("jobexec.scheduler")
+
+
+class Scheduler:
+    def __init__(self, settings: Settings, store: JobStore, producer: Producer) -> None:
+        self.store = store
+        self.producer = producer
+        self.topic: str = settings.get("configs.kafka.topic.job-events")
+        self.batch_size: int = settings.get("configs.scheduler.batch-size")
+        self.max_sleep: float = settings.get("configs.scheduler.max-sleep-ms") / 1000
+        self.dispatched = 0
+        self._db_down = False
+
+    def run(self, stop: threading.Event) -> None:
+        log.info("scheduler publishing to %s", self.topic, extra={"action": "scheduler_started"})
+        while not stop.is_set():
+            try:
+                claimed = self.tick()
+            except SQLAlchemyError as exc:
+                if not self._db_down:
+                    log.error(
+                        "job database unavailable: %s",
+                        type(exc).__name__,
+                        extra={"action": "database_unavailable"},
+                    )
+                self._db_down = True
+                stop.wait(self.max_sleep)
+                continue
+            if self._db_down:
+                log.info("job database reachable again", extra={"action": "database_up"})
+                self._db_down = False
+            if claimed < self.batch_size:
+                stop.wait(self._idle_seconds())
+        self.producer.flush(10)
+        log.info(
+            "scheduler stopped after dispatching %s runs",
+            self.dispatched,
+            extra={"action": "scheduler_stopped"},
+        )
+
+    def tick(self) -> int:
+        """Claim one batch of due jobs and publish their JobEvents; returns how many."""
+        claimed = self.store.claim_due(self.batch_size)
+        if claimed:
+            self.publish(claimed)
+        return len(claimed)
+
+    def publish(self, dispatches: list[Dispatch]) -> None:
+        for d in dispatches:
+            event = JobEvent(d.job_id, d.attempt, d.scheduled_at)
+            self.producer.produce(
+                self.topic,
+                key=d.job_id.encode(),
+                value=event.to_json(),
+                on_delivery=self._delivered,
+            )
+            self.producer.poll(0)
+        unacked = self.producer.flush(30)
+        self.dispatched += len(dispatches) - unacked
+        log.info(
+            "dispatched %s runs",
+            len(dispatches),
+            extra={"action": "jobs_dispatched", "count": len(dispatches)},
+        )
+
+    def _delivered(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            key = msg.key()
+            job_id = key.decode() if key else "?"
+            log.error(
+                "JobEvent for %s not delivered: %s",
+                job_id,
+                err.str(),
+                extra={"action": "dispatch_failed", "job_id": job_id},
+            )
+
+    def _idle_seconds(self) -> float:
+        until = self.store.seconds_until_next_due()
+        return self.max_sleep if until is None else min(self.max_sleep, max(until, 0.01))
