@@ -28,15 +28,22 @@ class ConfigError(Exception):
         self.key = key
 
 
+def _whole_number(raw: str) -> int:
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise ValueError("expected a whole number") from None
+
+
 def _positive_int(raw: str) -> int:
-    value = int(raw.strip())
+    value = _whole_number(raw)
     if value <= 0:
         raise ValueError("must be positive")
     return value
 
 
 def _non_negative_int(raw: str) -> int:
-    value = int(raw.strip())
+    value = _whole_number(raw)
     if value < 0:
         raise ValueError("must not be negative")
     return value
