@@ -1,0 +1,21 @@
+"""Executors: the strategy that runs a job's `payload.task`, and the registry that picks one."""
+
+from executors.base import Executor, ExecutorError, JobRun, PermanentError, TransientError
+from executors.registry import (
+    DuplicateExecutorError,
+    ExecutorLoadError,
+    Registry,
+    load_registry,
+)
+
+__all__ = [
+    "DuplicateExecutorError",
+    "Executor",
+    "ExecutorError",
+    "ExecutorLoadError",
+    "JobRun",
+    "PermanentError",
+    "Registry",
+    "TransientError",
+    "load_registry",
+]

@@ -1,0 +1,67 @@
+"""The executor strategy: a run of a job, the executor interface and the errors it raises."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from jobexec.config import Settings
+
+
+@dataclass(frozen=True)
+class JobRun:
+    """One try of one run of a job, as an executor sees it."""
+
+    job_id: str
+    attempt: int  # try number of this run, 1-based
+    run_id: str  # same for every try of one run: used as the Idempotency-Key
+    payload: Mapping[str, Any]
+
+    @property
+    def task(self) -> str | None:
+        """`payload.task`, the executor the job asks for; None when absent or not text."""
+        task = self.payload.get("task")
+        return task if isinstance(task, str) else None
+
+
+class ExecutorError(Exception):
+    """An executor could not complete a run; `str(exc)` is the reason recorded on the job."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TransientError(ExecutorError):
+    """The run may succeed later (timeout, connection error, HTTP 408/429/5xx): retry it."""
+
+
+class PermanentError(ExecutorError):
+    """The run cannot succeed (bad payload, HTTP 4xx, host not allowed): fail it for good."""
+
+
+class Executor(ABC):
+    """Executes the jobs whose `payload.task` it supports.
+
+    Subclasses set `task`, take what they need from the settings in `__init__`, and implement
+    `execute`, which returns on success and raises TransientError or PermanentError otherwise.
+    """
+
+    task: ClassVar[str]
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def supports(self, run: JobRun) -> bool:
+        """Whether this executor handles the run; by default, when `payload.task` is `task`."""
+        return run.task == self.task
+
+    @abstractmethod
+    def execute(self, run: JobRun) -> None:
+        """Run the job once; raise TransientError to be retried, PermanentError to fail."""
+
+    def close(self) -> None:
+        """Release held resources (connections, clients); called once at worker shutdown."""
+        return None

@@ -1,0 +1,144 @@
+"""The `send_email` executor: sends one message through the configured SMTP server."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any
+
+from executors.base import Executor, ExecutorError, JobRun, PermanentError, TransientError
+from jobexec.config import Settings
+
+SMTP_TIMEOUT_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class Email:
+    """The validated `send_email` payload of a run."""
+
+    to: tuple[str, ...]
+    subject: str
+    body: str
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> Email:
+        """Validate the payload; PermanentError naming the field when it is unusable."""
+        to = payload.get("to")
+        recipients = (to,) if isinstance(to, str) else to
+        if (
+            not isinstance(recipients, Sequence)
+            or isinstance(recipients, str)
+            or not recipients
+            or not all(isinstance(r, str) and r.strip() for r in recipients)
+        ):
+            raise PermanentError("payload.to must be an address or a non-empty list of addresses")
+        subject = payload.get("subject")
+        if not isinstance(subject, str):
+            raise PermanentError("payload.subject is required and must be a string")
+        body = payload.get("body")
+        if not isinstance(body, str):
+            raise PermanentError("payload.body is required and must be a string")
+        return cls(tuple(r.strip() for r in recipients), subject, body)
+
+    def message(self, sender: str, job_id: str) -> EmailMessage:
+        """The message to send; PermanentError when a header cannot be encoded."""
+        message = EmailMessage()
+        try:
+            message["From"] = sender
+            message["To"] = ", ".join(self.to)
+            message["Subject"] = self.subject
+            message["X-Job-Id"] = job_id
+        except (ValueError, TypeError) as exc:
+            raise PermanentError(f"payload cannot form an email header: {exc}") from None
+        message.set_content(self.body)
+        return message
+
+
+class SendEmailExecutor(Executor):
+    """Sends `subject` and `body` to `to` from `configs.smtp.from` via `configs.smtp.host`.
+
+    Refused recipients, rejected data (5xx) and failed authentication fail the run; connection
+    errors, timeouts and 4xx answers are retried.
+    """
+
+    task = "send_email"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.host: str = settings.get("configs.smtp.host")
+        self.port: int = settings.get("configs.smtp.port")
+        self.sender: str = settings.get("configs.smtp.from")
+        self.username: str | None = settings.get("secrets.smtp.username") or None
+        self._password: str = settings.get("secrets.smtp.password") or ""
+
+    def execute(self, run: JobRun) -> None:
+        email = Email.from_payload(run.payload)
+        message = email.message(self.sender, run.job_id)
+        try:
+            refused = self._send(message, email.to)
+        except smtplib.SMTPRecipientsRefused as exc:
+            raise _refused(exc.recipients) from None
+        except smtplib.SMTPAuthenticationError as exc:
+            raise PermanentError(
+                f"SMTP login as {self.username} refused: {_answer(exc.smtp_code, exc.smtp_error)}"
+            ) from None
+        except smtplib.SMTPResponseException as exc:
+            raise _by_code(
+                exc.smtp_code,
+                f"SMTP server refused the message: {_answer(exc.smtp_code, exc.smtp_error)}",
+            ) from None
+        except smtplib.SMTPServerDisconnected as exc:
+            raise TransientError(f"SMTP server {self._server} disconnected: {exc}") from None
+        except smtplib.SMTPException as exc:
+            # what is left (no AUTH offered, no suitable mechanism) is a configuration problem
+            raise PermanentError(f"SMTP server {self._server}: {exc}") from None
+        except OSError as exc:  # refused, unreachable, timed out, TLS failure
+            raise TransientError(
+                f"cannot reach SMTP server {self._server}: {type(exc).__name__}: {exc}"
+            ) from None
+        if refused:
+            # the others already have it: a retry would send it to them twice
+            raise PermanentError(
+                f"sent, but refused for {_describe(refused)}; not retried to avoid duplicates"
+            )
+
+    @property
+    def _server(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def _send(
+        self, message: EmailMessage, recipients: tuple[str, ...]
+    ) -> dict[str, tuple[int, bytes]]:
+        with smtplib.SMTP(self.host, self.port, timeout=SMTP_TIMEOUT_SECONDS) as smtp:
+            smtp.ehlo()
+            if self.username:
+                # never send the password in clear when the server can encrypt
+                if smtp.has_extn("starttls"):
+                    smtp.starttls(context=ssl.create_default_context())
+                    smtp.ehlo()
+                smtp.login(self.username, self._password)
+            return smtp.send_message(message, from_addr=self.sender, to_addrs=list(recipients))
+
+
+def _answer(code: int, text: bytes | str) -> str:
+    decoded = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    return f"{code} {decoded}".strip()
+
+
+def _by_code(code: int, reason: str) -> ExecutorError:
+    # SMTP's own rule: 4xx is a temporary failure, 5xx a permanent one
+    return TransientError(reason) if 400 <= code < 500 else PermanentError(reason)
+
+
+def _describe(refused: Mapping[str, tuple[int, bytes | str]]) -> str:
+    return ", ".join(f"{to} ({_answer(code, text)})" for to, (code, text) in refused.items())
+
+
+def _refused(recipients: Mapping[str, tuple[int, bytes | str]]) -> ExecutorError:
+    reason = f"every recipient refused: {_describe(recipients)}"
+    if recipients and all(400 <= code < 500 for code, _text in recipients.values()):
+        return TransientError(reason)  # greylisting or a full mailbox: try again later
+    return PermanentError(reason)

@@ -1,0 +1,186 @@
+"""Real local servers the executor integration tests talk to: HTTP and SMTP, on 127.0.0.1."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import socket
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from jobexec.config import Settings
+
+SMTP_USER = "mailer"
+SMTP_PASSWORD = "s3cret-Passw0rd"
+
+
+def free_port() -> int:
+    """A local port free right now (aiosmtpd's Controller cannot bind port 0)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+# --- HTTP ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the server received it; header names lower-cased."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    header_lines: tuple[tuple[str, str], ...] = ()  # as sent, repeats included
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Reply:
+    """A scripted answer: status, optional delay before answering, extra headers."""
+
+    status: int = 200
+    delay: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class ScriptedHttpServer:
+    """Records every request and answers with the next scripted reply (200 when none is left)."""
+
+    def __init__(self) -> None:
+        self.requests: list[RecordedRequest] = []
+        self.replies: deque[Reply] = deque()
+        self.released = threading.Event()  # ends scripted delays at teardown
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def script(self, *replies: int | Reply) -> None:
+        self.replies.extend(r if isinstance(r, Reply) else Reply(r) for r in replies)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.released.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _record(self, request: RecordedRequest) -> Reply:
+        with self._lock:
+            self.requests.append(request)
+            return self.replies.popleft() if self.replies else Reply()
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                lines = tuple(self.headers.items())
+                reply = server._record(
+                    RecordedRequest(self.command, self.path, headers, body, lines)
+                )
+                if reply.delay:
+                    server.released.wait(reply.delay)
+                try:
+                    self.send_response(reply.status)
+                    for name, value in reply.headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                except OSError:
+                    pass  # the client stopped waiting (timeout tests)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return Handler
+
+
+# --- SMTP ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message the SMTP server accepted."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    message: EmailMessage
+
+
+class CollectingHandler:
+    """aiosmtpd handler: keeps every delivered message; refuses recipients or data as told."""
+
+    def __init__(self) -> None:
+        self.deliveries: list[Delivery] = []
+        self.rcpt_answers: dict[str, str] = {}  # recipient -> SMTP answer instead of 250
+        self.data_answer: str | None = None
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
+    ) -> str:
+        if address in self.rcpt_answers:
+            return self.rcpt_answers[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.data_answer is not None:
+            return self.data_answer
+        # SMTP carries CRLF line ends; compare message text as it was written
+        content = envelope.original_content.replace(b"\r\n", b"\n")
+        message = email.message_from_bytes(content, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        self.deliveries.append(Delivery(envelope.mail_from, list(envelope.rcpt_tos), message))
+        return "250 Message accepted for delivery"
+
+
+def authenticate(
+    server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+) -> AuthResult:
+    """aiosmtpd authenticator accepting SMTP_USER / SMTP_PASSWORD only."""
+    ok = (
+        isinstance(auth_data, LoginPassword)
+        and auth_data.login == SMTP_USER.encode()
+        and auth_data.password == SMTP_PASSWORD.encode()
+    )
+    return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535
+
+
+@dataclass
+class SmtpServer:
+    """The running SMTP server: its handler, its port and settings that point at it."""
+
+    handler: CollectingHandler
+    port: int
+
+    def settings(self, **environ: str) -> Settings:
+        base = {
+            "CONFIGS_SMTP_HOST": "127.0.0.1",
+            "CONFIGS_SMTP_PORT": str(self.port),
+            "CONFIGS_SMTP_FROM": "jobs@example.com",
+        }
+        return Settings.load({**base, **environ})
