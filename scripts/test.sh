@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The project's test command: install into .venv, start services, lint, type-check, test.
+# Extra arguments go to pytest, e.g. `bash scripts/test.sh -k bridge -x`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+stage() { printf '\n=== %s\n' "$*"; }
+
+if [ ! -x .venv/bin/python ]; then
+    stage "create .venv"
+    python=$(command -v python3.11 || command -v python3) || {
+        echo "no python3.11 or python3 on PATH" >&2
+        exit 1
+    }
+    "$python" -m venv .venv
+fi
+
+stage "install jobexec[test] (constraints.txt)"
+.venv/bin/pip install -q -c constraints.txt -e '.[test]'
+
+stage "services: PostgreSQL, Redis"
+bash scripts/services.sh
+
+stage "ruff check"
+.venv/bin/ruff check .
+
+stage "ruff format --check"
+.venv/bin/ruff format --check .
+
+stage "mypy"
+.venv/bin/mypy
+
+stage "pytest"
+# pytest's exit status stands, 5 (no tests collected) included.
+exec .venv/bin/pytest tests/unit tests/integration tests/e2e "$@"
