@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -61,6 +62,9 @@ def cmd_bridge(_args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings()
     settings.require("configs.jobDb.url")
+    # Billiard reads this at import: SIGTERM becomes a soft-then-cold shutdown, bounded in time,
+    # instead of a warm one that waits for the longest task.
+    os.environ.setdefault("REMAP_SIGTERM", "SIGQUIT")
     from workers.app import app
 
     argv = ["worker", "--queues", settings.get("configs.celery.queue"), *args.celery_args]

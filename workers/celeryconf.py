@@ -32,6 +32,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_send_task_events": True,
         "task_send_sent_event": True,
         "broker_connection_retry_on_startup": True,
+        # SIGTERM (remapped to a cold shutdown by `jobexec worker`) lets running tasks finish for
+        # 7 s, then hands them back to the queue: the contract's 10 s stop, with a margin.
+        "worker_soft_shutdown_timeout": 7.0,
+        "worker_enable_soft_shutdown_on_idle": True,
         "broker_transport_options": {
             # Redelivery of an unacked task must come well after its lease ran out.
             "visibility_timeout": max(3600, int(lease_s * 4)),

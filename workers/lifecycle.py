@@ -101,16 +101,28 @@ def handle(
         )
         return None
     clock = _Clock(db_now)
-    run_id = ctx.store.claim_run(job, event.attempt, worker, db_now, ctx.lease)
-    if run_id is None:
+    claim = ctx.store.claim_run(job, event.attempt, worker, db_now, ctx.lease)
+    if claim.run_id is not None:
+        return _Try(ctx, job, event, claim.run_id, clock, origin).run()
+    if claim.lease_expires_at is None:
         log.info(
-            "try %s of job %s is already claimed; duplicate dropped",
+            "try %s of job %s already ran; duplicate dropped",
             event.attempt,
             job.job_id,
             extra=_fields(job.job_id, event.attempt, "job_duplicate"),
         )
         return None
-    return _Try(ctx, job, event, run_id, clock, origin).run()
+    # A live lease: the try runs elsewhere, or its worker died. Look again once the lease
+    # has run out; by then it either finished (and this is dropped) or can be taken over.
+    wait = (claim.lease_expires_at - db_now).total_seconds() + 1
+    log.info(
+        "try %s of job %s is held by a live lease; checking again in %.0fs",
+        event.attempt,
+        job.job_id,
+        wait,
+        extra=_fields(job.job_id, event.attempt, "job_duplicate_deferred"),
+    )
+    return RetryLater(event.attempt, max(wait, 1.0))
 
 
 class _Try:

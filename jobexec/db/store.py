@@ -30,6 +30,14 @@ class Job:
 
 
 @dataclass(frozen=True, slots=True)
+class Claim:
+    """The result of claiming a try: ours (`run_id`), or held by a live lease, or finished."""
+
+    run_id: int | None = None
+    lease_expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Dispatch:
     """A run the scheduler (or sweeper) claimed and must publish as a JobEvent."""
 
@@ -76,8 +84,8 @@ class JobStore:
 
     def claim_run(
         self, job: Job, attempt: int, worker: str, now: datetime, lease: timedelta
-    ) -> int | None:
-        """Record the try and take its lease; None when a live lease or a finished try exists.
+    ) -> Claim:
+        """Record the try and take its lease, unless a live lease or a finished try exists.
 
         A try whose lease expired (its worker died) is taken over.
         """
@@ -103,7 +111,17 @@ class JobStore:
         ).returning(job_runs.c.id)
         with self.engine.begin() as conn:
             run_id = conn.execute(claim).scalar()
-        return int(run_id) if run_id is not None else None
+            if run_id is not None:
+                return Claim(run_id=int(run_id))
+            # Someone holds this try: the duplicate path, so the extra read is rare.
+            held = conn.execute(
+                select(job_runs.c.finished_at, job_runs.c.lease_expires_at).where(
+                    job_runs.c.job_id == job.job_id,
+                    job_runs.c.run_at == job.next_run_at,
+                    job_runs.c.attempt == attempt,
+                )
+            ).one()
+        return Claim(lease_expires_at=None if held.finished_at else held.lease_expires_at)
 
     def renew_lease(self, run_id: int, now: datetime, lease: timedelta) -> None:
         with self.engine.begin() as conn:

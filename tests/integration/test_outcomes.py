@@ -147,10 +147,15 @@ def test_duplicate_delivered_while_the_run_executes_runs_nothing(
             if probe.calls:
                 break
             threading.Event().wait(0.05)
-        assert run(ctx, "job_a") is None  # the duplicate, while the lease is alive
+        # The duplicate, while the lease is alive: not run, but looked at again after the lease.
+        deferred = run(ctx, "job_a")
+        assert deferred is not None
+        assert deferred.attempt == 1
+        assert 25 <= deferred.delay <= 32  # the 30 s lease, plus a second
     finally:
         probe.release.set()
         first.join(10)
+    assert run(ctx, "job_a") is None  # the deferred look: the run finished, so it is dropped
     assert len(probe.calls) == 1
     assert store.job_row("job_a")["status"] == "COMPLETED"  # type: ignore[index]
 
