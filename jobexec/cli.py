@@ -77,12 +77,15 @@ def cmd_scheduler(_args: argparse.Namespace) -> int:
     settings.require("configs.kafka.bootstrap-servers")
     from jobexec.db.engine import database_url, make_engine
     from jobexec.db.store import JobStore
+    from jobexec.deadletter import DeadLetterWriter
     from jobexec.kafka import reliable_producer
     from jobexec.scheduler import Scheduler
+    from jobexec.sweeper import Sweeper
 
     store = JobStore(make_engine(database_url(settings)))
     producer = reliable_producer(settings.kafka_client_properties)
-    Scheduler(settings, store, producer).run(_stop_on_signals())
+    sweeper = Sweeper(settings, store, DeadLetterWriter(producer, settings.dead_letter_topic))
+    Scheduler(settings, store, producer, sweeper).run(_stop_on_signals())
     return 0
 
 

@@ -102,6 +102,13 @@ KEYS: tuple[Key, ...] = (
     Key("configs.lease.heartbeat-ms", "15000", _positive_int, "lease renewal period"),
     Key("configs.scheduler.max-sleep-ms", "1000", _positive_int, "longest scheduler idle sleep"),
     Key("configs.scheduler.batch-size", "500", _positive_int, "due jobs claimed per statement"),
+    Key(
+        "configs.sweeper.abandoned-after-ms",
+        "300000",
+        _positive_int,
+        "re-dispatch a RUNNING job with no live lease for this long",
+    ),
+    Key("configs.sweeper.interval-ms", "10000", _positive_int, "how often the sweeper looks"),
     Key("configs.executors.http.allowed-hosts", "", _text, "http executor host allow-list"),
     Key("configs.smtp.host", "localhost", _text, "SMTP server for send_email"),
     Key("configs.smtp.port", "25", _positive_int, "SMTP port"),

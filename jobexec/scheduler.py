@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from confluent_kafka import KafkaError, Message, Producer
 from sqlalchemy.exc import SQLAlchemyError
@@ -15,14 +16,24 @@ from sqlalchemy.exc import SQLAlchemyError
 from jobexec.config import Settings
 from jobexec.db.store import Dispatch, JobStore
 from jobexec.events import JobEvent
+from jobexec.sweeper import Sweeper
 
 log = logging.getLogger("jobexec.scheduler")
 
 
 class Scheduler:
-    def __init__(self, settings: Settings, store: JobStore, producer: Producer) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: JobStore,
+        producer: Producer,
+        sweeper: Sweeper | None = None,
+    ) -> None:
         self.store = store
         self.producer = producer
+        self.sweeper = sweeper
+        self.sweep_interval: float = settings.get("configs.sweeper.interval-ms") / 1000
+        self._swept_at = 0.0
         self.topic: str = settings.get("configs.kafka.topic.job-events")
         self.batch_size: int = settings.get("configs.scheduler.batch-size")
         self.max_sleep: float = settings.get("configs.scheduler.max-sleep-ms") / 1000
@@ -59,6 +70,9 @@ class Scheduler:
     def tick(self) -> int:
         """Claim one batch of due jobs and publish their JobEvents; returns how many."""
         claimed = self.store.claim_due(self.batch_size)
+        if self.sweeper is not None and time.monotonic() - self._swept_at >= self.sweep_interval:
+            self._swept_at = time.monotonic()
+            claimed += self.sweeper.sweep()
         if claimed:
             self.publish(claimed)
         return len(claimed)

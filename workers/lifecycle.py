@@ -16,17 +16,17 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from executors import JobRun, PermanentError, Registry, TransientError
+from jobexec import outcomes
 from jobexec.cron import InvalidCron, next_fire_time
 from jobexec.db.states import JobStatus, JobType, RunStatus
 from jobexec.db.store import Job, JobStore
-from jobexec.deadletter import DeadLetter, DeadLetterError, DeadLetterWriter
+from jobexec.deadletter import DeadLetterError, DeadLetterWriter
 from jobexec.events import JobEvent
 from workers.lease import Heartbeat
 from workers.retry import RetryPolicy
 
 log = logging.getLogger("jobexec.worker")
 
-_REASON_LIMIT = 2000
 _RUN_KEY_NAMESPACE = uuid.UUID("6f1c9a52-8a55-4f57-9d84-2f7a1b0c3e11")
 
 
@@ -183,13 +183,7 @@ class _Try:
     # --- outcomes ---------------------------------------------------------------------------
 
     def _succeed(self, seconds: float) -> None:
-        values: dict[str, Any]
-        if self.job.job_type == JobType.RECURRING:
-            next_run = next_fire_time(self.job.cron_expression, self.clock.now())
-            values = {"status": JobStatus.SCHEDULED, "attempts": 0, "next_run_at": next_run}
-        else:
-            values = {"status": JobStatus.COMPLETED}
-        self._finish(RunStatus.SUCCEEDED, values, None)
+        self._finish(RunStatus.SUCCEEDED, outcomes.succeeded(self.job, self.clock.now()), None)
         log.info(
             "job %s try %s succeeded in %.3fs",
             self.job.job_id,
@@ -205,13 +199,8 @@ class _Try:
         )
 
     def _fail(self, reason: str) -> None:
-        reason = reason[:_REASON_LIMIT]
-        now = self.clock.now()
-        self._finish(
-            RunStatus.FAILED,
-            {"status": JobStatus.FAILED, "failure_reason": reason, "failed_at": now},
-            reason,
-        )
+        reason = reason[: outcomes.REASON_LIMIT]
+        self._finish(RunStatus.FAILED, outcomes.failed(reason, self.clock.now()), reason)
         log.warning(
             "job %s failed: %s",
             self.job.job_id,
@@ -222,7 +211,7 @@ class _Try:
         )
 
     def _transient(self, error: str) -> RetryLater | None:
-        error = error[:_REASON_LIMIT]
+        error = error[: outcomes.REASON_LIMIT]
         if self.ctx.retry.exhausted(self.attempt):
             self._exhaust(error)
             return None
@@ -241,17 +230,8 @@ class _Try:
         return RetryLater(self.attempt + 1, delay)
 
     def _exhaust(self, error: str) -> None:
-        reason = f"attempts exhausted after {self.attempt} tries: {error}"[:_REASON_LIMIT]
-        now = self.clock.now()
-        values: dict[str, Any] = {"failure_reason": reason, "failed_at": now}
-        if self.job.job_type == JobType.RECURRING:
-            try:
-                next_run = next_fire_time(self.job.cron_expression, now)
-                values |= {"status": JobStatus.SCHEDULED, "attempts": 0, "next_run_at": next_run}
-            except InvalidCron:
-                values |= {"status": JobStatus.FAILED}
-        else:
-            values |= {"status": JobStatus.FAILED}
+        reason = outcomes.exhaustion_reason(self.attempt, error)
+        values = outcomes.exhausted(self.job, reason, self.clock.now())
         self._finish(RunStatus.EXHAUSTED, values, reason)
         log.warning(
             "job %s: %s",
@@ -268,18 +248,11 @@ class _Try:
         if writer is None:
             return
         origin = self.origin or Origin(self.ctx.events_topic, -1, -1)
+        letter = outcomes.exhausted_letter(
+            self.event, reason, origin.topic, origin.partition, origin.offset
+        )
         try:
-            writer.send(
-                DeadLetter(
-                    key=self.job.job_id.encode(),
-                    value=self.event.to_json(),
-                    exception_fqcn="jobexec.AttemptsExhausted",
-                    message=reason,
-                    topic=origin.topic,
-                    partition=origin.partition,
-                    offset=origin.offset,
-                )
-            )
+            writer.send(letter)
             writer.flush(10)
         except DeadLetterError as exc:
             log.error(

@@ -70,6 +70,10 @@ class JobStore:
         assert isinstance(value, datetime)
         return value.astimezone(UTC)
 
+    def db_now(self) -> datetime:
+        with self.engine.connect() as conn:
+            return self.now(conn)
+
     # --- worker -----------------------------------------------------------------------------
 
     def fetch(self, job_id: str) -> tuple[Job | None, datetime]:
@@ -183,6 +187,67 @@ class JobStore:
                 .returning(jobs.c.job_id, jobs.c.attempts, jobs.c.next_run_at)
             ).all()
         return [Dispatch(r.job_id, r.attempts, r.next_run_at) for r in rows]
+
+    def sweep_abandoned(
+        self, abandoned_after: timedelta, max_attempts: int, limit: int
+    ) -> tuple[list[Dispatch], list[Job]]:
+        """Runs left RUNNING with no live lease for longer than `abandoned_after`.
+
+        Those with tries left are re-dispatched in the same statement (attempts + 1); the rest
+        are returned for the caller to settle as exhausted.
+        """
+        with self.engine.begin() as conn:
+            now = self.now(conn)
+            cutoff = now - abandoned_after
+            live_lease = (
+                select(job_runs.c.id)
+                .where(
+                    job_runs.c.job_id == jobs.c.job_id,
+                    job_runs.c.run_at == jobs.c.next_run_at,
+                    job_runs.c.finished_at.is_(None),
+                    job_runs.c.lease_expires_at > cutoff,
+                )
+                .exists()
+            )
+            abandoned = and_(
+                jobs.c.status == JobStatus.RUNNING, jobs.c.updated_at < cutoff, ~live_lease
+            )
+            retryable = (
+                select(jobs.c.job_id)
+                .where(abandoned, jobs.c.attempts < max_attempts)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+                .scalar_subquery()
+            )
+            rows = conn.execute(
+                update(jobs)
+                .where(jobs.c.job_id.in_(retryable), jobs.c.status == JobStatus.RUNNING)
+                .values(attempts=jobs.c.attempts + 1, updated_at=now)
+                .returning(jobs.c.job_id, jobs.c.attempts, jobs.c.next_run_at)
+            ).all()
+            spent = conn.execute(
+                select(*_JOB_COLUMNS)
+                .where(abandoned, jobs.c.attempts >= max_attempts)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).all()
+        return [Dispatch(r.job_id, r.attempts, r.next_run_at) for r in rows], [
+            Job(*r) for r in spent
+        ]
+
+    def settle(self, job: Job, now: datetime, job_values: Mapping[str, Any]) -> bool:
+        """Write an outcome no try recorded (the sweeper's), if the job is still as read."""
+        with self.engine.begin() as conn:
+            changed = conn.execute(
+                update(jobs)
+                .where(
+                    jobs.c.job_id == job.job_id,
+                    jobs.c.status == JobStatus.RUNNING,
+                    jobs.c.attempts == job.attempts,
+                )
+                .values(updated_at=now, **job_values)
+            ).rowcount
+        return bool(changed)
 
     def seconds_until_next_due(self) -> float | None:
         with self.engine.connect() as conn:
