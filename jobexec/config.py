@@ -8,6 +8,7 @@ binding: `configs.kafka.bootstrap-servers` is `CONFIGS_KAFKA_BOOTSTRAPSERVERS`.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -129,6 +130,15 @@ def relaxed_env_name(key: str) -> str:
 def is_secret(key: str) -> bool:
     lowered = key.lower()
     return lowered.startswith("secrets.") or "password" in lowered or "secret" in lowered
+
+
+_URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@/]*@")
+_QUERY_PASSWORD = re.compile(r"(password=)[^&]*", re.IGNORECASE)
+
+
+def mask_url_password(value: str) -> str:
+    """Hide a password written inside a URL (`scheme://user:pw@host`, `?password=`)."""
+    return _QUERY_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", value))
 
 
 def _canon(key: str) -> str:
@@ -286,10 +296,8 @@ class Settings:
             return url
         parts = urlsplit(url)
         user = parts.username or ""
-        host = parts.hostname or ""
-        netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
-        if parts.port:
-            netloc += f":{parts.port}"
+        host_port = parts.netloc.rpartition("@")[2]  # kept verbatim: IPv6 brackets survive
+        netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host_port}"
         return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
     @property
@@ -303,7 +311,7 @@ class Settings:
         for key in KEYS:
             found = self._raw.values.get(_canon(key.name))
             if found:
-                shown[key.name] = "***" if is_secret(key.name) else found[0]
+                shown[key.name] = "***" if is_secret(key.name) else mask_url_password(found[0])
         for prop, (value, _source) in self._raw.kafka_properties.items():
             secret = is_secret(prop) or prop in self._raw.secret_kafka_properties
             shown[f"kafka.{prop}"] = "***" if secret else value

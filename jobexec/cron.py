@@ -28,11 +28,8 @@ def next_fire_time(expression: str | None, after: datetime) -> datetime:
     text, with_seconds = _fields(expression.strip())
     start = after.astimezone(UTC) if after.tzinfo else after.replace(tzinfo=UTC)
     try:
-        itr = (
-            croniter(text, start, second_at_beginning=False)
-            if with_seconds
-            else croniter(text, start)
-        )
+        # Spring fires when day-of-month AND day-of-week match; Unix cron when either does.
+        itr = croniter(text, start, day_or=not with_seconds)
         result = itr.get_next(datetime)
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidCron(f"cron expression {expression!r} is invalid: {exc}") from None

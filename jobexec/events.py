@@ -27,7 +27,7 @@ class JobEvent:
         if value is None:
             raise PoisonRecord("record has no value")
         try:
-            data = json.loads(value)
+            data = json.loads(value.decode("utf-8"))  # UTF-8 by contract; json would guess
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise PoisonRecord(f"value is not UTF-8 JSON: {exc}") from None
         if not isinstance(data, dict):

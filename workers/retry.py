@@ -32,5 +32,6 @@ class RetryPolicy:
         Half the delay is fixed so a retry never fires at once; half is random so a burst of
         failures does not retry in lockstep.
         """
-        ceiling = min(self.max_backoff, self.initial_backoff * 2.0 ** (attempt - 1))
+        doublings = min(attempt - 1, 62)  # past this every delay is the cap; no float overflow
+        ceiling = min(self.max_backoff, self.initial_backoff * 2.0**doublings)
         return ceiling / 2 + random.uniform(0, ceiling / 2)

@@ -20,7 +20,7 @@ def database_url(settings: Settings) -> URL:
     else:
         try:
             url = make_url(text)
-        except ArgumentError:
+        except (ArgumentError, ValueError):
             problem = "is not a JDBC or SQLAlchemy URL"
             raise ConfigError(_URL_KEY, problem, settings.source(_URL_KEY)) from None
     if url.drivername in {"postgresql", "postgres"}:
@@ -29,6 +29,8 @@ def database_url(settings: Settings) -> URL:
         raise ConfigError(
             _URL_KEY, f"names an unsupported database {url.drivername!r}", settings.source(_URL_KEY)
         )
+    if url.get_backend_name() == "sqlite":
+        return url  # a file: database credentials do not apply
     username = settings.get("secrets.datasource.username")
     password = settings.get("secrets.datasource.password")
     if username and not url.username:
@@ -42,7 +44,7 @@ def _from_jdbc(rest: str, settings: Settings) -> URL:
     # jdbc:postgresql://host:5432/[db][?k=v]; JDBC's user/password parameters map to the URL.
     try:
         url = make_url(rest)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         raise ConfigError(_URL_KEY, "is not a valid JDBC URL", settings.source(_URL_KEY)) from None
     if url.drivername != "postgresql":
         raise ConfigError(
