@@ -214,10 +214,10 @@ class Bridge:
             depth = self.publisher.queue_depth()
         except HANDOVER_ERRORS:
             return  # the next hand-over will find the outage
-        if not self._backpressure and depth >= self.max_depth:
+        if not self._backpressure and depth > self.max_depth:
             self._backpressure = True
             log.info(
-                "queue depth %s >= %s: pausing",
+                "queue depth %s > %s: pausing",
                 depth,
                 self.max_depth,
                 extra={"action": "backpressure_on", "depth": depth},

@@ -153,6 +153,8 @@ class RawConfig:
     kafka_properties: dict[str, tuple[str, str]] = field(default_factory=dict)
     files: tuple[str, ...] = ()
     secret_kafka_properties: set[str] = field(default_factory=set)
+    # CONFIGS_* and SECRETS_* variables by name, for keys jobexec itself does not know (plugins').
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def config_files(environ: Mapping[str, str]) -> list[Path]:
@@ -208,8 +210,13 @@ def read_raw(environ: Mapping[str, str]) -> RawConfig:
         env_name = relaxed_env_name(key.name)
         if env_name in environ:
             raw.values[_canon(key.name)] = (environ[env_name], f"environment variable {env_name}")
+    env = {k: v for k, v in environ.items() if k.upper().startswith(("CONFIGS_", "SECRETS_"))}
     return RawConfig(
-        raw.values, raw.kafka_properties, tuple(str(p) for p in files), raw.secret_kafka_properties
+        raw.values,
+        raw.kafka_properties,
+        tuple(str(p) for p in files),
+        raw.secret_kafka_properties,
+        env,
     )
 
 
@@ -266,6 +273,14 @@ class Settings:
                 raise ConfigError(name, f"is invalid: {shown} ({exc})", self.source(name)) from None
         self._cache[name] = value
         return value
+
+    def lookup(self, name: str, default: str | None = None) -> str | None:
+        """Any property as text, by the same file and environment rules: for plugins' own keys."""
+        env_name = relaxed_env_name(name)
+        if env_name in self._raw.env:
+            return self._raw.env[env_name]
+        found = self._raw.values.get(_canon(name))
+        return found[0] if found else default
 
     def require(self, name: str) -> Any:
         value = self.get(name)

@@ -117,6 +117,10 @@ def run_dev(folder_name: str, duration: float | None) -> int:
         "CONFIGS_KAFKA_CONSUMER_SESSIONTIMEOUTMS": "6000",
         "CONFIGS_CELERY_BROKERURL": f"redis://127.0.0.1:{redis_port}/0",
         "CONFIGS_RETRY_INITIALBACKOFFMS": "500",
+        # A run cut off by the last Ctrl-C is re-dispatched soon after the next start.
+        "CONFIGS_LEASE_DURATIONMS": "15000",
+        "CONFIGS_LEASE_HEARTBEATMS": "5000",
+        "CONFIGS_SWEEPER_ABANDONEDAFTERMS": "30000",
         "PYTHONUNBUFFERED": "1",
     }
     children = _Children(folder)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from jobexec.config import Settings, settings_or_exit
 from workers.celeryconf import create_app
-from workers.tasks import register
+from workers.tasks import check_registry, register
 
 settings: Settings = settings_or_exit()
+check_registry(settings)  # a plugin clash or a broken plugin stops the worker at start
 app = create_app(settings)
 register(app, settings)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 from datetime import timedelta
 from typing import Any
 
 from celery import Celery, Task
+from celery.signals import worker_process_shutdown
 from sqlalchemy.exc import SQLAlchemyError
 
-from executors import load_registry
+from executors import DuplicateExecutorError, ExecutorLoadError, load_registry
 from jobexec.config import Settings
 from jobexec.db.engine import database_url, make_engine
 from jobexec.db.store import JobStore
@@ -45,6 +47,30 @@ def build_context(settings: Settings) -> WorkerContext:
         dead_letters=dead_letters,
         events_topic=settings.get("configs.kafka.topic.job-events"),
     )
+
+
+def check_registry(settings: Settings) -> None:
+    """Load every executor once, or exit 2 with one line saying which plugin is wrong."""
+    try:
+        registry = load_registry(settings)
+    except (DuplicateExecutorError, ExecutorLoadError) as exc:
+        print(f"jobexec: executor registry: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    log.info("executors: %s", ", ".join(registry.tasks), extra={"action": "executors_checked"})
+    registry.close()
+    if not settings.get("configs.kafka.bootstrap-servers"):
+        log.warning(
+            "configs.kafka.bootstrap-servers is not set: exhausted runs will not be dead-lettered",
+            extra={"action": "dead_letters_disabled"},
+        )
+
+
+@worker_process_shutdown.connect  # type: ignore[untyped-decorator]
+def _close_executors(**_kwargs: Any) -> None:
+    ctx = _contexts.pop(os.getpid(), None)
+    if ctx is not None:
+        ctx.registry.close()
+        ctx.store.engine.dispose()
 
 
 def context(settings: Settings) -> WorkerContext:

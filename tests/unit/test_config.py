@@ -482,3 +482,20 @@ def test_masked_dump_leaves_out_unset_keys() -> None:
     masked = Settings.load({"CONFIGS_CELERY_QUEUE": "q"}).masked()
 
     assert masked == {"configs.celery.queue": "q"}
+
+
+def test_plugin_keys_are_read_from_files_and_environment_by_the_same_rules(
+    tmp_path: Path,
+) -> None:
+    # Given a plugin's own key in a file, and another overridden in the environment.
+    props = tmp_path / "application.properties"
+    props.write_text("configs.executors.slack.channel=#ops\nconfigs.executors.slack.url=http://a\n")
+    settings = Settings.load(
+        {
+            "SPRING_CONFIG_LOCATION": f"file:{props}",
+            "CONFIGS_EXECUTORS_SLACK_URL": "http://b",
+        }
+    )
+    assert settings.lookup("configs.executors.slack.channel") == "#ops"
+    assert settings.lookup("configs.executors.slack.url") == "http://b"
+    assert settings.lookup("configs.executors.slack.token", "none") == "none"
