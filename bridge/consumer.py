@@ -22,9 +22,11 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from kombu.exceptions import KombuError
 
 from bridge.publisher import Enqueue, TaskPublisher
+from jobexec import metrics
 from jobexec.config import Settings
 from jobexec.deadletter import DeadLetter, DeadLetterError, DeadLetterWriter
 from jobexec.events import JobEvent, PoisonRecord
+from jobexec.health import Health
 
 log = logging.getLogger("jobexec.bridge")
 
@@ -37,6 +39,7 @@ HANDOVER_ERRORS: tuple[type[BaseException], ...] = (
 )
 _BACKPRESSURE_CHECK_S = 0.5
 _MAX_RETRY_DELAY_S = 10.0
+_PROBE_EVERY_S = 5.0
 
 
 @dataclass(slots=True)
@@ -70,7 +73,12 @@ def consumer_config(settings: Settings, error_cb: Callable[[KafkaError], None]) 
         "enable.auto.offset.store": False,
         "client.id": f"jobexec-bridge-{socket.gethostname()}-{os.getpid()}",
         "error_cb": error_cb,
+        "on_commit": _on_commit,
     }
+
+
+def _on_commit(err: KafkaError | None, _partitions: list[TopicPartition]) -> None:
+    metrics.COMMITS.labels("ok" if err is None else "error").inc()
 
 
 class Bridge:
@@ -94,6 +102,10 @@ class Bridge:
         self._retry_delay = 0.5
         self._depth_checked_at = 0.0
         self._last_kafka_error: str | None = None
+        self._kafka_up = True
+        self._probed_at = 0.0
+        self.health = Health()
+        self.health.readiness = lambda: {"kafka": self._kafka_up, "celery_broker": not self._outage}
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -107,6 +119,8 @@ class Bridge:
         log.info("bridge consuming %s", self.topic, extra={"action": "bridge_started"})
         try:
             while not stop.is_set():
+                self.health.beat()
+                self._probe_kafka()
                 self._check_backpressure()
                 self._apply_pause()
                 messages = self.consumer.consume(self.batch_size, timeout=0.5)
@@ -125,6 +139,7 @@ class Bridge:
                 continue
             self._last_kafka_error = None
             self.stats.consumed += 1
+            metrics.RECORDS_CONSUMED.inc()
             self._pending.append(self._translate(message))
 
     def _translate(self, message: Message) -> _Record:
@@ -174,6 +189,8 @@ class Bridge:
         self._store_offsets(records)
         self.stats.enqueued += len(enqueues)
         self.stats.dead_lettered += len(letters)
+        metrics.TASKS_ENQUEUED.inc(len(enqueues))
+        metrics.DEAD_LETTERED.labels("poison").inc(len(letters))
         self._pending = []
         if self._outage:
             self._outage = False
@@ -240,6 +257,28 @@ class Bridge:
         else:
             self.consumer.resume(assignment)
         self.stats.paused = want
+        metrics.PAUSED.labels("broker_down").set(int(self._outage))
+        metrics.PAUSED.labels("backpressure").set(int(self._backpressure))
+
+    def _probe_kafka(self) -> None:
+        """Every few seconds: ask the broker for the partition ends, giving lag and readiness."""
+        now = time.monotonic()
+        if now - self._probed_at < _PROBE_EVERY_S:
+            return
+        self._probed_at = now
+        try:
+            assignment = self.consumer.assignment()
+            if not assignment:
+                self.consumer.list_topics(self.topic, timeout=1)
+            for position in self.consumer.position(assignment):
+                _low, high = self.consumer.get_watermark_offsets(position, timeout=1)
+                consumed = position.offset if position.offset >= 0 else high
+                metrics.CONSUMER_LAG.labels(position.topic, str(position.partition)).set(
+                    max(0, high - consumed)
+                )
+            self._kafka_up = True
+        except KafkaException:
+            self._kafka_up = False
 
     # --- rebalances and shutdown ------------------------------------------------------------
 

@@ -7,11 +7,16 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from jobexec.config import ConfigError, Settings, settings_or_exit
 from jobexec.logs import configure
+
+if TYPE_CHECKING:
+    from jobexec.health import Health
 
 log = logging.getLogger("jobexec")
 
@@ -30,6 +35,14 @@ def _stop_on_signals() -> threading.Event:
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
     return stop
+
+
+def _serve_health(settings: Settings, health: Health) -> None:
+    port = settings.get("configs.metrics.port")
+    if port:
+        from jobexec.health import serve
+
+        serve(settings.get("configs.metrics.host"), port, health)
 
 
 def _settings() -> Settings:
@@ -55,7 +68,9 @@ def cmd_bridge(_args: argparse.Namespace) -> int:
     dead_letters = DeadLetterWriter(
         reliable_producer(settings.kafka_client_properties), settings.dead_letter_topic
     )
-    Bridge(settings, publisher, dead_letters).run(_stop_on_signals())
+    bridge = Bridge(settings, publisher, dead_letters)
+    _serve_health(settings, bridge.health)
+    bridge.run(_stop_on_signals())
     return 0
 
 
@@ -65,6 +80,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
     # Billiard reads this at import: SIGTERM becomes a soft-then-cold shutdown, bounded in time,
     # instead of a warm one that waits for the longest task.
     os.environ.setdefault("REMAP_SIGTERM", "SIGQUIT")
+    if settings.get("configs.metrics.port"):
+        # Prefork children count in files here; the parent serves their sum.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="jobexec-metrics-")
+        from jobexec.health import Health
+
+        _serve_health(settings, Health(stale_after=float("inf")))
     from workers.app import app
 
     argv = ["worker", "--queues", settings.get("configs.celery.queue"), *args.celery_args]
@@ -85,7 +106,9 @@ def cmd_scheduler(_args: argparse.Namespace) -> int:
     store = JobStore(make_engine(database_url(settings)))
     producer = reliable_producer(settings.kafka_client_properties)
     sweeper = Sweeper(settings, store, DeadLetterWriter(producer, settings.dead_letter_topic))
-    Scheduler(settings, store, producer, sweeper).run(_stop_on_signals())
+    scheduler = Scheduler(settings, store, producer, sweeper)
+    _serve_health(settings, scheduler.health)
+    scheduler.run(_stop_on_signals())
     return 0
 
 

@@ -117,7 +117,8 @@ KEYS: tuple[Key, ...] = (
     Key("secrets.smtp.username", None, _text, "SMTP user"),
     Key("secrets.smtp.password", None, _text, "SMTP password"),
     Key("configs.log.format", "plain", _log_format, "plain or json log lines"),
-    Key("configs.metrics.port", "0", _non_negative_int, "Prometheus port; 0 = off"),
+    Key("configs.metrics.port", "0", _non_negative_int, "metrics and health port; 0 = off"),
+    Key("configs.metrics.host", "0.0.0.0", _text, "address the metrics/health server binds"),
 )
 _KEYS_BY_CANON = {k.name.lower().replace("-", ""): k for k in KEYS}
 

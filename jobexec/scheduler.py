@@ -10,15 +10,19 @@ import logging
 import threading
 import time
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from sqlalchemy.exc import SQLAlchemyError
 
+from jobexec import metrics
 from jobexec.config import Settings
 from jobexec.db.store import Dispatch, JobStore
 from jobexec.events import JobEvent
+from jobexec.health import Health
 from jobexec.sweeper import Sweeper
 
 log = logging.getLogger("jobexec.scheduler")
+
+_PROBE_EVERY_S = 5.0
 
 
 class Scheduler:
@@ -39,10 +43,16 @@ class Scheduler:
         self.max_sleep: float = settings.get("configs.scheduler.max-sleep-ms") / 1000
         self.dispatched = 0
         self._db_down = False
+        self._kafka_up = True
+        self._probed_at = 0.0
+        self.health = Health()
+        self.health.readiness = lambda: {"database": not self._db_down, "kafka": self._kafka_up}
 
     def run(self, stop: threading.Event) -> None:
         log.info("scheduler publishing to %s", self.topic, extra={"action": "scheduler_started"})
         while not stop.is_set():
+            self.health.beat()
+            self._probe_kafka()
             try:
                 claimed = self.tick()
             except SQLAlchemyError as exc:
@@ -68,14 +78,28 @@ class Scheduler:
         )
 
     def tick(self) -> int:
-        """Claim one batch of due jobs and publish their JobEvents; returns how many."""
+        """Claim one batch of due jobs (and abandoned runs) and publish their JobEvents."""
         claimed = self.store.claim_due(self.batch_size)
+        metrics.DISPATCHED.labels("schedule").inc(len(claimed))
         if self.sweeper is not None and time.monotonic() - self._swept_at >= self.sweep_interval:
             self._swept_at = time.monotonic()
-            claimed += self.sweeper.sweep()
+            swept = self.sweeper.sweep()
+            metrics.DISPATCHED.labels("sweeper").inc(len(swept))
+            claimed += swept
         if claimed:
             self.publish(claimed)
         return len(claimed)
+
+    def _probe_kafka(self) -> None:
+        now = time.monotonic()
+        if now - self._probed_at < _PROBE_EVERY_S:
+            return
+        self._probed_at = now
+        try:
+            self.producer.list_topics(self.topic, timeout=1)
+            self._kafka_up = True
+        except KafkaException:
+            self._kafka_up = False
 
     def publish(self, dispatches: list[Dispatch]) -> None:
         for d in dispatches:

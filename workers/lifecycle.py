@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from executors import JobRun, PermanentError, Registry, TransientError
-from jobexec import outcomes
+from jobexec import metrics, outcomes
 from jobexec.cron import InvalidCron, next_fire_time
 from jobexec.db.states import JobStatus, JobType, RunStatus
 from jobexec.db.store import Job, JobStore
@@ -142,6 +142,7 @@ class _Try:
         self.run_id = run_id
         self.clock = clock
         self.origin = origin
+        self.task = "unknown"  # metric label: a known executor's task, never free payload text
 
     def run(self) -> RetryLater | None:
         job = self.job
@@ -160,6 +161,7 @@ class _Try:
         if executor is None:
             self._fail(f"no executor supports task {run.task!r}")
             return None
+        self.task = executor.task
         started = time.monotonic()
         with Heartbeat(
             self.ctx.store,
@@ -169,7 +171,10 @@ class _Try:
             self.clock.skew,
         ):
             try:
-                executor.execute(run)
+                try:
+                    executor.execute(run)
+                finally:
+                    metrics.RUN_SECONDS.labels(self.task).observe(time.monotonic() - started)
             except PermanentError as exc:
                 self._fail(str(exc) or type(exc).__name__)
                 return None
@@ -184,6 +189,7 @@ class _Try:
 
     def _succeed(self, seconds: float) -> None:
         self._finish(RunStatus.SUCCEEDED, outcomes.succeeded(self.job, self.clock.now()), None)
+        metrics.OUTCOMES.labels(self.task, "success").inc()
         log.info(
             "job %s try %s succeeded in %.3fs",
             self.job.job_id,
@@ -201,6 +207,7 @@ class _Try:
     def _fail(self, reason: str) -> None:
         reason = reason[: outcomes.REASON_LIMIT]
         self._finish(RunStatus.FAILED, outcomes.failed(reason, self.clock.now()), reason)
+        metrics.OUTCOMES.labels(self.task, "failed").inc()
         log.warning(
             "job %s failed: %s",
             self.job.job_id,
@@ -216,6 +223,8 @@ class _Try:
             self._exhaust(error)
             return None
         self._finish(RunStatus.RETRYING, {"attempts": self.attempt + 1}, error)
+        metrics.OUTCOMES.labels(self.task, "retry").inc()
+        metrics.RETRIES.labels(self.task).inc()
         delay = self.ctx.retry.backoff(self.attempt)
         log.info(
             "job %s try %s failed transiently (%s); retry in %.2fs",
@@ -233,6 +242,7 @@ class _Try:
         reason = outcomes.exhaustion_reason(self.attempt, error)
         values = outcomes.exhausted(self.job, reason, self.clock.now())
         self._finish(RunStatus.EXHAUSTED, values, reason)
+        metrics.OUTCOMES.labels(self.task, "exhausted").inc()
         log.warning(
             "job %s: %s",
             self.job.job_id,
@@ -254,6 +264,7 @@ class _Try:
         try:
             writer.send(letter)
             writer.flush(10)
+            metrics.DEAD_LETTERED.labels("exhausted").inc()
         except DeadLetterError as exc:
             log.error(
                 "could not dead-letter job %s: %s",
