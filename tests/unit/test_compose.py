@@ -190,3 +190,13 @@ def test_given_kafka_then_it_runs_kraft_as_a_single_broker_and_controller() -> N
     assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"{env['KAFKA_NODE_ID']}@kafka:9093"
     assert "PLAINTEXT://kafka:9092" in env["KAFKA_ADVERTISED_LISTENERS"]
+
+
+def test_given_bridge_and_scheduler_then_their_health_checks_probe_the_configured_port() -> None:
+    with (ROOT / "deploy" / "config" / "application.properties").open() as fh:
+        port = javaproperties.load(fh)["configs.metrics.port"]
+    for name in ("bridge", "scheduler"):
+        check = " ".join(_services()[name]["healthcheck"]["test"])
+        assert f"127.0.0.1:{port}/readyz" in check
+    worker_check = " ".join(_services()["worker"]["healthcheck"]["test"])
+    assert "celery -A workers.app inspect ping" in worker_check
