@@ -101,6 +101,7 @@ class Bridge:
         self._retry_at = 0.0
         self._retry_delay = 0.5
         self._depth_checked_at = 0.0
+        self._depth_estimate = 0  # last measured depth plus what we enqueued since
         self._last_kafka_error: str | None = None
         self._kafka_up = True
         self._probed_at = 0.0
@@ -190,6 +191,7 @@ class Bridge:
         self.stats.enqueued += len(enqueues)
         self.stats.dead_lettered += len(letters)
         metrics.TASKS_ENQUEUED.inc(len(enqueues))
+        self._depth_estimate += len(enqueues)
         metrics.DEAD_LETTERED.labels("poison").inc(len(letters))
         self._pending = []
         if self._outage:
@@ -224,13 +226,17 @@ class Bridge:
 
     def _check_backpressure(self) -> None:
         now = time.monotonic()
-        if self._outage or now - self._depth_checked_at < _BACKPRESSURE_CHECK_S:
+        # Measure on a cadence, and at once when our own enqueues may have crossed the limit:
+        # a fast loop hands over many batches between two cadence checks.
+        due = now - self._depth_checked_at >= _BACKPRESSURE_CHECK_S
+        if self._outage or not (due or self._depth_estimate > self.max_depth):
             return
         self._depth_checked_at = now
         try:
             depth = self.publisher.queue_depth()
         except HANDOVER_ERRORS:
             return  # the next hand-over will find the outage
+        self._depth_estimate = depth
         if not self._backpressure and depth > self.max_depth:
             self._backpressure = True
             log.info(

@@ -1,0 +1,404 @@
+"""The bridge against real Tansu and Redis: every JobEvent becomes one Celery task, poison goes to
+the dead-letter topic, and an offset is committed only behind what Redis accepted (contract 4).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from tests.integration.bridge_support import (
+    BulkProducer,
+    PrivateRedis,
+    RunningBridge,
+    committed_offsets,
+    drain_tasks,
+    end_offsets,
+    environment,
+    job_ids,
+    new_job_ids,
+    queue_depth,
+    queued_tasks,
+    read_records,
+)
+from tests.support.kafka import KafkaTopics
+from tests.support.redis_queue import RedisBroker
+from tests.support.waiting import wait_until
+from workers.celeryconf import TASK_NAME
+
+BridgeFactory = Callable[..., RunningBridge]
+
+
+@pytest.fixture
+def start_bridge(kafka: KafkaTopics, redis_broker: RedisBroker) -> Iterator[BridgeFactory]:
+    """`start_bridge(**overrides)`: a running bridge on this test's topics and queue.
+
+    Overrides are property keys, e.g. `{"configs.bridge.max-queue-depth": "20"}`.
+    """
+    started: list[RunningBridge] = []
+
+    def start(overrides: dict[str, str] | None = None) -> RunningBridge:
+        environ = environment(kafka.properties(), redis_broker.properties(), overrides or {})
+        bridge = RunningBridge(environ).start()
+        started.append(bridge)
+        return bridge
+
+    yield start
+    for bridge in started:
+        bridge.stop_quietly()
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    server = PrivateRedis()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _committed(kafka: KafkaTopics) -> list[int]:
+    return committed_offsets(kafka.bootstrap, kafka.group_id, kafka.topic, kafka.partitions)
+
+
+def _ends(kafka: KafkaTopics, records: int) -> list[int]:
+    return end_offsets(kafka.bootstrap, kafka.topic, kafka.partitions, records)
+
+
+def _instant(iso: str | None) -> datetime:
+    assert iso is not None
+    parsed = datetime.fromisoformat(iso)
+    assert parsed.tzinfo is not None, f"scheduled_at {iso!r} has no time zone"
+    return parsed
+
+
+# --- 1. the happy path -------------------------------------------------------------------------
+
+
+def test_given_good_job_events_when_bridged_then_one_task_each_and_offsets_committed_to_the_end(
+    kafka: KafkaTopics, redis_broker: RedisBroker, start_bridge: BridgeFactory
+) -> None:
+    # Given 300 JobEvents over 3 partitions, scheduledAt in each of the three accepted forms
+    base = 1764380000.25
+    forms: list[Callable[[int], object]] = [
+        lambda i: datetime.fromtimestamp(base + i, UTC).isoformat().replace("+00:00", "Z"),
+        lambda i: base + i,
+        lambda i: int((base + i) * 1000),
+    ]
+    ids = new_job_ids(300)
+    producer = BulkProducer(kafka.bootstrap)
+    for i, job_id in enumerate(ids):
+        event = {"jobId": job_id, "attempt": 1 + i % 3, "scheduledAt": forms[i % 3](i)}
+        producer.produce(kafka.topic, job_id.encode(), json.dumps(event).encode())
+    producer.flush()
+    ends = _ends(kafka, 300)
+    assert all(end > 0 for end in ends), f"every partition should hold events: {ends}"
+
+    # When the bridge runs until they are all enqueued, then stops
+    bridge = start_bridge()
+    with redis_broker.client() as client:
+        wait_until(
+            lambda: queue_depth(client, redis_broker.queue) >= 300,
+            45,
+            message=lambda: f"queue depth {queue_depth(client, redis_broker.queue)} of 300",
+        )
+        time.sleep(1.0)  # a straggler duplicate would show up here
+        took = bridge.stop()
+        tasks = queued_tasks(client, redis_broker.queue)
+
+    # Then exactly one task per event, with the event's fields as kwargs
+    assert len(tasks) == 300
+    assert sorted(job_ids(tasks)) == sorted(ids)
+    origins = set()
+    for task in tasks:
+        i = ids.index(task.job_id)
+        assert task.task == TASK_NAME
+        assert task.args == []
+        assert task.kwargs["attempt"] == 1 + i % 3
+        assert abs((_instant(task.kwargs["scheduled_at"]).timestamp()) - (base + i)) < 0.002
+        origin = task.kwargs["origin"]
+        assert origin["topic"] == kafka.topic
+        origins.add((origin["partition"], origin["offset"]))
+    assert origins == {(p, o) for p, end in enumerate(ends) for o in range(end)}
+    assert bridge.bridge.stats.enqueued == 300
+    assert bridge.bridge.stats.dead_lettered == 0
+    # And the group's committed offsets are the end of every partition
+    assert _committed(kafka) == ends
+    assert took < 10, f"a clean stop took {took:.1f}s"
+    assert read_records(kafka.bootstrap, kafka.dlt, expected=1, timeout=1) == []
+
+
+# --- 2. poison records -------------------------------------------------------------------------
+
+POISON: list[tuple[str, bytes | None, bytes | None]] = [
+    ("bad-json", b"poison-bad-json", b'{"jobId": "job_x", "attempt": '),
+    ("json-array", b"poison-array", b'["job_x", 1]'),
+    ("missing-jobId", b"poison-no-id", b'{"attempt": 1, "scheduledAt": 1764380000}'),
+    ("attempt-x", b"poison-attempt", b'{"jobId": "job_x", "attempt": "x"}'),
+    ("not-utf8", b"poison-utf8", b'{"jobId": "job_\xff\xfe"}'),
+    ("null-value", b"poison-null", None),
+    ("null-key", None, b"not json at all"),
+]
+
+
+def test_given_poison_records_between_good_ones_then_each_is_dead_lettered_unchanged(
+    kafka: KafkaTopics, redis_broker: RedisBroker, start_bridge: BridgeFactory
+) -> None:
+    # Given each kind of poison record between good events that carry unknown fields and headers
+    producer = BulkProducer(kafka.bootstrap)
+    good: list[str] = []
+    for _name, key, value in POISON:
+        for job_id in new_job_ids(3, prefix="job_good"):
+            good.append(job_id)
+            event = {
+                "jobId": job_id,
+                "attempt": 2,
+                "scheduledAt": "2025-11-29T01:33:20.5+00:00",
+                "unknownField": {"nested": [1, 2]},
+                "priority": "high",
+            }
+            headers = [("traceparent", b"00-abc-def-01"), ("__TypeId__", b"com.example.Job")]
+            producer.produce(kafka.topic, job_id.encode(), json.dumps(event).encode(), headers)
+        producer.produce(kafka.topic, key, value, [("origin", b"test")])
+    producer.flush()
+    ends = _ends(kafka, len(good) + len(POISON))
+    originals = read_records(kafka.bootstrap, kafka.topic, expected=sum(ends), timeout=10)
+    assert len(originals) == len(good) + len(POISON)
+
+    # When the bridge has handled all of them
+    bridge = start_bridge()
+    with redis_broker.client() as client:
+        wait_until(
+            lambda: (
+                queue_depth(client, redis_broker.queue) >= len(good)
+                and bridge.bridge.stats.dead_lettered >= len(POISON)
+            ),
+            45,
+            message=lambda: (
+                f"depth {queue_depth(client, redis_broker.queue)}, stats {bridge.bridge.stats}"
+            ),
+        )
+        bridge.stop()
+        tasks = queued_tasks(client, redis_broker.queue)
+
+    # Then every good record is enqueued once, its unknown fields and headers ignored
+    assert sorted(job_ids(tasks)) == sorted(good)
+    for task in tasks:
+        assert task.kwargs["attempt"] == 2
+        assert _instant(task.kwargs["scheduled_at"]) == datetime(
+            2025, 11, 29, 1, 33, 20, 500000, tzinfo=UTC
+        )
+    # And every poison record is on the dead-letter topic, key and value unchanged, with headers
+    # that point back at the original record
+    letters = read_records(kafka.bootstrap, kafka.dlt, expected=len(POISON) + 1, timeout=5)
+    assert len(letters) == len(POISON), [(r.key, r.value) for r in letters]
+    for name, key, value in POISON:
+        original = next(r for r in originals if r.key == key and r.value == value)
+        matching = [r for r in letters if r.key == key and r.value == value]
+        assert len(matching) == 1, f"{name}: {len(matching)} dead letters with its key and value"
+        dlt_headers = matching[0].headers
+        assert dlt_headers.get("kafka_dlt-exception-fqcn"), f"{name}: no exception class"
+        assert dlt_headers.get("kafka_dlt-exception-message"), f"{name}: no exception message"
+        assert dlt_headers.get("kafka_dlt-original-topic") == kafka.topic.encode(), name
+        assert dlt_headers.get("kafka_dlt-original-partition") == str(original.partition).encode()
+        assert dlt_headers.get("kafka_dlt-original-offset") == str(original.offset).encode()
+    # And the offsets are committed past all of them
+    assert _committed(kafka) == ends
+
+
+# --- 3. Redis outage ---------------------------------------------------------------------------
+
+
+def test_given_redis_goes_down_then_nothing_is_committed_past_the_queue_and_nothing_is_lost(
+    kafka: KafkaTopics, private_redis: PrivateRedis, start_bridge: BridgeFactory
+) -> None:
+    queue = "jobs-outage"
+    overrides = {
+        "configs.celery.broker-url": private_redis.url,
+        "configs.celery.queue": queue,
+        "configs.bridge.commit-interval-ms": "200",
+    }
+    producer = BulkProducer(kafka.bootstrap)
+    before = new_job_ids(60, prefix="job_before")
+    during = new_job_ids(60, prefix="job_during")
+
+    # Given a bridge that enqueued and committed a first batch
+    bridge = start_bridge(overrides)
+    bridge.wait_assigned()
+    producer.produce_events(kafka.topic, before)
+    producer.flush()
+    with private_redis.client() as client:
+        wait_until(lambda: queue_depth(client, queue) >= len(before), 30, message="first batch")
+        seen_before = job_ids(queued_tasks(client, queue))
+    assert sorted(seen_before) == sorted(before)
+    first_ends = _ends(kafka, len(before))
+    wait_until(lambda: _committed(kafka) == first_ends, 15, message="first batch not committed")
+
+    # When Redis stops and more events arrive
+    private_redis.stop()
+    producer.produce_events(kafka.topic, during)
+    producer.flush()
+
+    # Then the bridge pauses, keeps its partitions, and commits nothing it could not enqueue
+    wait_until(
+        lambda: bridge.bridge.stats.paused,
+        20,
+        message=lambda: f"the bridge did not pause: {bridge.bridge.stats}",
+    )
+    assert bridge.bridge.stats.consumed > len(before), "the second batch was never polled"
+    for _ in range(4):
+        assert bridge.alive(), "the bridge thread died during the outage"
+        assert bridge.assignment(), "the bridge lost its partitions during the outage"
+        assert _committed(kafka) == first_ends, "offsets committed while Redis was down"
+        time.sleep(1.0)
+    assert bridge.bridge.stats.enqueued == len(before)
+
+    # When Redis is back on the same port (empty: it kept nothing)
+    private_redis.start()
+
+    # Then every event of the outage is enqueued, and the offsets reach the end
+    with private_redis.client() as client:
+        wait_until(
+            lambda: set(during) <= set(job_ids(queued_tasks(client, queue))),
+            40,
+            message=lambda: (
+                f"after the outage: {queue_depth(client, queue)} of {len(during)} "
+                f"tasks, stats {bridge.bridge.stats}"
+            ),
+        )
+        all_ends = _ends(kafka, len(before) + len(during))
+        wait_until(lambda: _committed(kafka) == all_ends, 15, message="not committed")
+        assert not bridge.bridge.stats.paused
+        bridge.stop()
+        seen_after = job_ids(queued_tasks(client, queue))
+    union = Counter(seen_before) + Counter(seen_after)
+    assert set(union) == set(before) | set(during), "events lost to the outage"
+    assert sum(union.values()) >= len(before) + len(during)
+
+
+# --- 4. backpressure ---------------------------------------------------------------------------
+
+
+def test_given_a_full_queue_then_the_bridge_pauses_near_the_limit_and_resumes_below_half(
+    kafka: KafkaTopics, redis_broker: RedisBroker, start_bridge: BridgeFactory
+) -> None:
+    limit, batch = 20, 10
+    ids = new_job_ids(200)
+    producer = BulkProducer(kafka.bootstrap)
+    producer.produce_events(kafka.topic, ids)
+    producer.flush()
+
+    # Given a bridge whose queue nobody drains
+    bridge = start_bridge(
+        {
+            "configs.bridge.max-queue-depth": str(limit),
+            "configs.kafka.consumer.max-poll-records": str(batch),
+        }
+    )
+    with redis_broker.client() as client:
+        # Then the queue stops growing near the limit and the bridge says it is paused
+        wait_until(
+            lambda: bridge.bridge.stats.paused,
+            30,
+            message=lambda: f"never paused; depth {queue_depth(client, redis_broker.queue)}",
+        )
+        time.sleep(2.0)
+        depth = queue_depth(client, redis_broker.queue)
+        assert depth <= limit + batch, f"queue grew to {depth} with max-queue-depth {limit}"
+        assert bridge.bridge.stats.enqueued <= limit + batch
+        assert bridge.bridge.stats.paused
+        time.sleep(1.0)
+        assert queue_depth(client, redis_broker.queue) == depth, "paused, yet still enqueueing"
+
+        # When a worker drains the queue below half, again and again
+        drained: list[str] = []
+
+        def drained_all() -> bool:
+            if queue_depth(client, redis_broker.queue) > limit + batch:
+                raise AssertionError("queue beyond the limit after a resume")
+            drained.extend(job_ids(drain_tasks(client, redis_broker.queue)))
+            return len(drained) >= len(ids)
+
+        # Then the bridge resumes each time and eventually enqueues all 200, each once
+        wait_until(
+            drained_all,
+            50,
+            interval=0.3,
+            message=lambda: f"{len(drained)} of {len(ids)} enqueued; {bridge.bridge.stats}",
+        )
+        bridge.stop()
+        drained.extend(job_ids(drain_tasks(client, redis_broker.queue)))
+    assert sorted(drained) == sorted(ids)
+    assert _committed(kafka) == _ends(kafka, len(ids))
+
+
+# --- 5. clean stop mid-stream ------------------------------------------------------------------
+
+
+def test_given_a_stop_mid_stream_then_a_second_bridge_carries_on_without_gaps_or_duplicates(
+    kafka: KafkaTopics, redis_broker: RedisBroker, start_bridge: BridgeFactory
+) -> None:
+    total = 400
+    ids = new_job_ids(total)
+    overrides = {"configs.kafka.consumer.max-poll-records": "10"}
+    producing_done = threading.Event()
+    produce_errors: list[BaseException] = []
+
+    def produce_slowly() -> None:
+        try:
+            producer = BulkProducer(kafka.bootstrap)
+            for start in range(0, total, 10):
+                producer.produce_events(kafka.topic, ids[start : start + 10])
+                producer.flush()
+                time.sleep(0.05)
+        except BaseException as exc:
+            produce_errors.append(exc)
+        finally:
+            producing_done.set()
+
+    # Given a bridge consuming a stream of events as they are produced
+    first = start_bridge(overrides)
+    first.wait_assigned()
+    feeder = threading.Thread(target=produce_slowly, daemon=True)
+    feeder.start()
+    wait_until(
+        lambda: first.bridge.stats.enqueued >= 60,
+        30,
+        interval=0.02,
+        message=lambda: f"first bridge: {first.bridge.stats}",
+    )
+
+    # When it is stopped mid-stream, as SIGTERM does, and a second bridge joins the group
+    took = first.stop()
+    assert took < 10, f"stopping took {took:.1f}s"
+    assert not producing_done.is_set(), "the stop was not mid-stream: produce more slowly"
+    second = start_bridge(overrides)
+    feeder.join(60)
+    assert not produce_errors, produce_errors
+
+    # Then the two together enqueued every event exactly once
+    with redis_broker.client() as client:
+        wait_until(
+            lambda: queue_depth(client, redis_broker.queue) >= total,
+            45,
+            message=lambda: (
+                f"{queue_depth(client, redis_broker.queue)} of {total}; "
+                f"second bridge {second.bridge.stats}"
+            ),
+        )
+        time.sleep(1.0)  # let a duplicate, if any, arrive
+        second.stop()
+        tasks = queued_tasks(client, redis_broker.queue)
+    counts = Counter(job_ids(tasks))
+    assert set(counts) == set(ids), f"missing: {len(set(ids) - set(counts))}"
+    duplicates = {job_id: n for job_id, n in counts.items() if n > 1}
+    assert not duplicates, f"{len(duplicates)} events enqueued twice after a clean stop"
+    assert first.bridge.stats.enqueued + second.bridge.stats.enqueued == total
+    assert _committed(kafka) == _ends(kafka, total)
