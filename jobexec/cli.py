@@ -176,6 +176,10 @@ def parser() -> argparse.ArgumentParser:
         help="stop by itself after SECONDS (default: run until Ctrl-C)",
     )
     dev.set_defaults(func=cmd_dev)
+    from jobexec.commands import dlq, jobs  # operator commands: the jobs table and the DLT
+
+    jobs.register(sub)
+    dlq.register(sub)
     return root
 
 

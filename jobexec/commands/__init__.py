@@ -56,7 +56,7 @@ def command(func: Handler) -> Handler:
             say(f"job database error: {_first_line(exc)} (has `jobexec db upgrade` been run?)")
             return EXIT_REFUSED
         except KafkaException as exc:
-            say(f"Kafka error: {_first_line(exc)}")
+            say(f"Kafka error: {_first_line(exc)} (is configs.kafka.bootstrap-servers right?)")
             return EXIT_REFUSED
 
     return run

@@ -12,35 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Integer,
-    MetaData,
-    PrimaryKeyConstraint,
-    String,
-    Table,
-    delete,
-    select,
-    update,
-)
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from jobexec.db.schema import UtcDateTime, jobs
+from jobexec.db.schema import dlq_replays, jobs
 from jobexec.db.states import JobStatus
 from jobexec.db.store import JobStore
-
-# Created by migration 0002; its own metadata, as the service's tables do not refer to it.
-replay_metadata = MetaData()
-dlq_replays = Table(
-    "dlq_replays",
-    replay_metadata,
-    Column("topic", String(255), nullable=False),
-    Column("partition", Integer, nullable=False),
-    Column("offset", BigInteger().with_variant(Integer(), "sqlite"), nullable=False),
-    Column("replayed_at", UtcDateTime, nullable=False),
-    PrimaryKeyConstraint("topic", "partition", "offset", name="pk_dlq_replays"),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +58,12 @@ class JobAdmin:
         return self._change(
             job_id,
             JobStatus.FAILED,
-            {"status": JobStatus.SCHEDULED, "attempts": 0, "failure_reason": None, "failed_at": None},
+            {
+                "status": JobStatus.SCHEDULED,
+                "attempts": 0,
+                "failure_reason": None,
+                "failed_at": None,
+            },
             due_now=True,
         )
 
@@ -168,7 +150,8 @@ class JobAdmin:
         """(partition, offset) -> when, for every record of `topic` already replayed."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(dlq_replays.c.partition, dlq_replays.c.offset, dlq_replays.c.replayed_at)
-                .where(dlq_replays.c.topic == topic)
+                select(
+                    dlq_replays.c.partition, dlq_replays.c.offset, dlq_replays.c.replayed_at
+                ).where(dlq_replays.c.topic == topic)
             ).all()
         return {(r.partition, r.offset): r.replayed_at for r in rows}

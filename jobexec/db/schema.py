@@ -14,6 +14,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     UniqueConstraint,
@@ -81,4 +82,15 @@ job_runs = Table(
     Column("error", String),
     UniqueConstraint("job_id", "run_at", "attempt", name="uq_job_runs_try"),
     Index("ix_job_runs_job_id_started", "job_id", "started_at"),
+)
+
+# The dead-letter records `jobexec dlq replay` republished: each is replayed once.
+dlq_replays = Table(
+    "dlq_replays",
+    metadata,
+    Column("topic", String(255), nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("offset", BigInteger().with_variant(Integer(), "sqlite"), nullable=False),
+    Column("replayed_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("topic", "partition", "offset", name="pk_dlq_replays"),
 )

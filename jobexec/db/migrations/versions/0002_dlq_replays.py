@@ -7,23 +7,16 @@ Revises: 0001
 import sqlalchemy as sa
 from alembic import op
 
-from jobexec.db.schema import UtcDateTime
+from jobexec.db.schema import dlq_replays
 
 revision = "0002"
 down_revision = "0001"
 
 
 def upgrade() -> None:
-    if "dlq_replays" in sa.inspect(op.get_bind()).get_table_names():
-        return
-    op.create_table(
-        "dlq_replays",
-        sa.Column("topic", sa.String(255), nullable=False),
-        sa.Column("partition", sa.Integer, nullable=False),
-        sa.Column("offset", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("replayed_at", UtcDateTime, nullable=False),
-        sa.PrimaryKeyConstraint("topic", "partition", "offset", name="pk_dlq_replays"),
-    )
+    bind = op.get_bind()
+    if "dlq_replays" not in sa.inspect(bind).get_table_names():
+        dlq_replays.create(bind)
 
 
 def downgrade() -> None:
