@@ -93,6 +93,27 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_flower(args: argparse.Namespace) -> int:
+    settings = _settings()
+    user = settings.require("secrets.flower.username")
+    password = settings.require("secrets.flower.password")
+    # Through Flower's environment option, not argv: a password in argv shows in `ps`.
+    os.environ["FLOWER_BASIC_AUTH"] = f"{user}:{password}"
+    from workers.app import app
+
+    app.start(
+        argv=[
+            "flower",
+            f"--address={settings.get('configs.flower.address')}",
+            f"--port={settings.get('configs.flower.port')}",
+            # kwargs hold job_id and attempt: an operator finds a job's runs in the list.
+            "--tasks_columns=name,uuid,state,kwargs,received,started,runtime,worker,retries",
+            *args.flower_args,
+        ]
+    )
+    return 0
+
+
 def cmd_scheduler(_args: argparse.Namespace) -> int:
     settings = _settings()
     settings.require("configs.kafka.bootstrap-servers")
@@ -154,6 +175,13 @@ def parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("celery_args", nargs=argparse.REMAINDER)
     worker.set_defaults(func=cmd_worker)
+    flower = sub.add_parser(
+        "flower",
+        help="Flower, the Celery monitor, behind basic auth (other flower options are passed on)",
+        prefix_chars="\0",
+    )
+    flower.add_argument("flower_args", nargs=argparse.REMAINDER)
+    flower.set_defaults(func=cmd_flower)
     sub.add_parser("scheduler", help="claim due jobs and publish their JobEvents").set_defaults(
         func=cmd_scheduler
     )

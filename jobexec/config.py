@@ -117,6 +117,10 @@ KEYS: tuple[Key, ...] = (
     Key("secrets.smtp.username", None, _text, "SMTP user"),
     Key("secrets.smtp.password", None, _text, "SMTP password"),
     Key("configs.log.format", "plain", _log_format, "plain or json log lines"),
+    Key("configs.flower.address", "0.0.0.0", _text, "address `jobexec flower` binds"),
+    Key("configs.flower.port", "5555", _positive_int, "port of `jobexec flower`"),
+    Key("secrets.flower.username", None, _text, "Flower basic-auth user"),
+    Key("secrets.flower.password", None, _text, "Flower basic-auth password"),
     Key("configs.metrics.port", "0", _non_negative_int, "metrics and health port; 0 = off"),
     Key("configs.metrics.host", "0.0.0.0", _text, "address the metrics/health server binds"),
 )

@@ -21,6 +21,15 @@ stage "install jobexec[test] (constraints.txt)"
 stage "services: PostgreSQL, Redis"
 bash scripts/services.sh
 
+stage "browser: chromium (for the Flower test)"
+if ! command -v chromium >/dev/null 2>&1; then
+    sudo_cmd=""
+    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+    $sudo_cmd apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q chromium >/dev/null
+fi
+chromium --version
+
 stage "ruff check"
 .venv/bin/ruff check .
 
