@@ -1,0 +1,109 @@
+"""Bad settings stop a process with exit 2 and one line naming the key; secrets never show."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.config_files import ConfigFiles
+from tests.support.kafka import KafkaTopics
+from tests.support.processes import Cli
+from tests.support.redis_queue import RedisBroker
+
+SECRET = "hunter2xyz"
+
+
+def _base(kafka: KafkaTopics, redis_broker: RedisBroker, pg_url: str) -> dict[str, str]:
+    return {**kafka.properties(), **redis_broker.properties(), "configs.jobDb.url": pg_url}
+
+
+def _assert_one_clean_line(output: str, stderr: str, *must_name: str) -> None:
+    assert "Traceback" not in output, output
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    for text in must_name:
+        assert text in lines[0], lines[0]
+
+
+def test_given_no_bootstrap_servers_when_the_bridge_starts_then_it_exits_2_naming_key_and_file(
+    cli: Cli, config_files: ConfigFiles, kafka: KafkaTopics, redis_broker: RedisBroker, pg_url: str
+) -> None:
+    app = _base(kafka, redis_broker, pg_url)
+    del app["configs.kafka.bootstrap-servers"]
+    env = config_files.write(app, {"secrets.datasource.password": SECRET})
+
+    result = cli.run("bridge", env=env, timeout=30)
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    _assert_one_clean_line(
+        result.stdout + result.stderr,
+        result.stderr,
+        "configs.kafka.bootstrap-servers",
+        str(config_files.app_path),
+    )
+    assert SECRET not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("command", [("bridge",), ("worker",), ("scheduler",), ("db", "upgrade")])
+def test_given_a_non_integer_max_attempts_when_a_process_starts_then_it_exits_2_naming_it(
+    command: tuple[str, ...],
+    cli: Cli,
+    config_files: ConfigFiles,
+    kafka: KafkaTopics,
+    redis_broker: RedisBroker,
+    pg_url: str,
+) -> None:
+    app = {**_base(kafka, redis_broker, pg_url), "configs.retry.max-attempts": "abc"}
+    env = config_files.write(app, {"secrets.datasource.password": SECRET})
+
+    result = cli.run(*command, env=env, timeout=30)
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    _assert_one_clean_line(
+        output, result.stderr, "configs.retry.max-attempts", str(config_files.app_path)
+    )
+    assert SECRET not in output
+
+
+def test_given_secrets_when_the_configuration_is_printed_or_used_then_no_secret_shows(
+    cli: Cli, config_files: ConfigFiles, kafka: KafkaTopics, redis_broker: RedisBroker, pg_url: str
+) -> None:
+    secrets = {
+        "secrets.datasource.username": "postgres",
+        "secrets.datasource.password": SECRET,
+        "secrets.kafka.properties.sasl.password": SECRET + "-kafka",
+        "secrets.smtp.password": SECRET + "-smtp",
+    }
+    env = config_files.write(_base(kafka, redis_broker, pg_url), secrets)
+
+    # Secrets may come from the environment too
+    env["SECRETS_CELERY_BROKERPASSWORD"] = SECRET + "-env"
+    env["SECRETS_KAFKA_PROPERTIES_SSL_KEY_PASSWORD"] = SECRET + "-env-kafka"
+
+    # `jobexec config` prints the settings, secrets masked
+    shown = cli.run("config", env=env, timeout=30)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert SECRET not in shown.stdout + shown.stderr
+    assert "configs.kafka.bootstrap-servers=" + kafka.bootstrap in shown.stdout
+    assert "secrets.datasource.password" in shown.stdout
+
+    # A command that logs its database URL masks the password
+    upgraded = cli.run("db", "upgrade", env=env, timeout=60)
+    assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
+    assert SECRET not in upgraded.stdout + upgraded.stderr
+
+    # An error about the database that holds the password does not reveal it either
+    unreachable = {**_base(kafka, redis_broker, pg_url)}
+    unreachable["configs.jobDb.url"] = "jdbc:postgresql://127.0.0.1:1/"
+    env = config_files.write(unreachable, secrets)
+    failed = cli.run("db", "upgrade", env=env, timeout=60)
+    assert failed.returncode != 0
+    assert SECRET not in failed.stdout + failed.stderr
+
+    # Nor does a configuration error in the same files
+    env = config_files.write(
+        {**_base(kafka, redis_broker, pg_url), "configs.retry.max-attempts": "abc"}, secrets
+    )
+    invalid = cli.run("config", env=env, timeout=30)
+    assert invalid.returncode == 2
+    assert SECRET not in invalid.stdout + invalid.stderr
