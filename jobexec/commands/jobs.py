@@ -284,6 +284,23 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+_SECRET_WORDS = ("authorization", "cookie", "token", "secret", "password", "api-key", "apikey")
+
+
+def masked_payload(payload: Any) -> Any:
+    """The payload as shown to people: credentials in it (auth headers, passwords) masked."""
+    if isinstance(payload, dict):
+        return {
+            k: "***"
+            if isinstance(k, str) and any(w in k.lower() for w in _SECRET_WORDS)
+            else masked_payload(v)
+            for k, v in payload.items()
+        }
+    if isinstance(payload, list):
+        return [masked_payload(v) for v in payload]
+    return payload
+
+
 @command
 def cmd_show(args: argparse.Namespace) -> int:
     store = open_store(load_settings())
@@ -294,6 +311,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         runs = store.runs(args.job_id)
     finally:
         store.engine.dispose()
+    row["payload"] = masked_payload(row["payload"])
     if args.json:
         print(_json({"job": row, "runs": runs}))
         return 0
