@@ -27,6 +27,7 @@ from jobexec.config import Settings
 from jobexec.deadletter import DeadLetter, DeadLetterError, DeadLetterWriter
 from jobexec.events import JobEvent, PoisonRecord
 from jobexec.health import Health
+from jobexec.kafka import ConnectionLog, client_config
 
 log = logging.getLogger("jobexec.bridge")
 
@@ -62,7 +63,7 @@ class BridgeStats:
 
 def consumer_config(settings: Settings, error_cb: Callable[[KafkaError], None]) -> dict[str, Any]:
     return {
-        **settings.kafka_client_properties,
+        **client_config(settings.kafka_client_properties, error_cb),
         "group.id": settings.get("configs.kafka.consumer.group-id"),
         "auto.offset.reset": settings.get("configs.kafka.consumer.auto-offset-reset"),
         "session.timeout.ms": settings.get("configs.kafka.consumer.session-timeout-ms"),
@@ -72,7 +73,6 @@ def consumer_config(settings: Settings, error_cb: Callable[[KafkaError], None]) 
         # We store offsets ourselves, once the task is enqueued: the cadence commits only those.
         "enable.auto.offset.store": False,
         "client.id": f"jobexec-bridge-{socket.gethostname()}-{os.getpid()}",
-        "error_cb": error_cb,
         "on_commit": _on_commit,
     }
 
@@ -94,7 +94,8 @@ class Bridge:
         self.publisher = publisher
         self.dead_letters = dead_letters
         self.stats = BridgeStats()
-        self.consumer = Consumer(consumer_config(settings, self._on_kafka_error))
+        self.kafka = ConnectionLog("bridge")
+        self.consumer = Consumer(consumer_config(settings, self.kafka.error))
         self._pending: list[_Record] = []
         self._outage = False
         self._backpressure = False
@@ -102,7 +103,6 @@ class Bridge:
         self._retry_delay = 0.5
         self._depth_checked_at = 0.0
         self._depth_estimate = 0  # last measured depth plus what we enqueued since
-        self._last_kafka_error: str | None = None
         self._kafka_up = True
         self._probed_at = 0.0
         self.health = Health()
@@ -136,9 +136,9 @@ class Bridge:
             error = message.error()
             if error is not None:
                 if error.code() != KafkaError._PARTITION_EOF:
-                    self._on_kafka_error(error)
+                    self.kafka.error(error)
                 continue
-            self._last_kafka_error = None
+            self.kafka.reachable()
             self.stats.consumed += 1
             metrics.RECORDS_CONSUMED.inc()
             self._pending.append(self._translate(message))
@@ -283,6 +283,7 @@ class Bridge:
                     max(0, high - consumed)
                 )
             self._kafka_up = True
+            self.kafka.reachable()
         except KafkaException:
             self._kafka_up = False
 
@@ -320,12 +321,6 @@ class Bridge:
             self.stats.dead_lettered,
             extra={"action": "bridge_stopped"},
         )
-
-    def _on_kafka_error(self, error: KafkaError) -> None:
-        text = error.str()
-        if text != self._last_kafka_error:  # once per state change, not once per attempt
-            self._last_kafka_error = text
-            log.warning("kafka: %s", text, extra={"action": "kafka_error"})
 
 
 def _names(partitions: list[TopicPartition]) -> str:

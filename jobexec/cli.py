@@ -120,14 +120,15 @@ def cmd_scheduler(_args: argparse.Namespace) -> int:
     from jobexec.db.engine import database_url, make_engine
     from jobexec.db.store import JobStore
     from jobexec.deadletter import DeadLetterWriter
-    from jobexec.kafka import reliable_producer
+    from jobexec.kafka import ConnectionLog, reliable_producer
     from jobexec.scheduler import Scheduler
     from jobexec.sweeper import Sweeper
 
     store = JobStore(make_engine(database_url(settings)))
-    producer = reliable_producer(settings.kafka_client_properties)
+    connection = ConnectionLog("scheduler")
+    producer = reliable_producer(settings.kafka_client_properties, connection)
     sweeper = Sweeper(settings, store, DeadLetterWriter(producer, settings.dead_letter_topic))
-    scheduler = Scheduler(settings, store, producer, sweeper)
+    scheduler = Scheduler(settings, store, producer, sweeper, connection)
     _serve_health(settings, scheduler.health)
     scheduler.run(_stop_on_signals())
     return 0

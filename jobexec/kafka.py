@@ -2,13 +2,84 @@
 
 from __future__ import annotations
 
-from confluent_kafka import KafkaException, Producer
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+log = logging.getLogger("jobexec.kafka")
 
-def reliable_producer(properties: dict[str, str]) -> Producer:
+# Errors that mean "cannot reach the cluster": librdkafka retries them by itself.
+_UNREACHABLE = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE}
+# librdkafka's own log lines about each failed attempt; ConnectionLog reports the state instead.
+_ATTEMPT_CHATTER = ("FAIL", "REQTMOUT", "Connection refused", "Disconnected", "Connect to")
+
+
+class _DropAttemptChatter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return not any(word in text for word in _ATTEMPT_CHATTER)
+
+
+client_log = logging.getLogger("jobexec.kafka.client")
+client_log.addFilter(_DropAttemptChatter())
+
+
+class ConnectionLog:
+    """Logs a client's Kafka connectivity once per change of state, not once per attempt."""
+
+    def __init__(self, client: str) -> None:
+        self.client = client
+        self.down = False
+        self._last_other: int | None = None
+
+    def error(self, err: KafkaError) -> None:
+        """librdkafka's error_cb."""
+        if err.code() in _UNREACHABLE:
+            if not self.down:
+                self.down = True
+                log.warning(
+                    "%s: Kafka unreachable (%s); retrying",
+                    self.client,
+                    err.str(),
+                    extra={"action": "kafka_down"},
+                )
+        elif err.code() != self._last_other:
+            self._last_other = err.code()
+            log.warning(
+                "%s: Kafka error: %s", self.client, err.str(), extra={"action": "kafka_error"}
+            )
+
+    def reachable(self) -> None:
+        """Call when the cluster answered."""
+        self._last_other = None
+        if self.down:
+            self.down = False
+            log.info("%s: Kafka reachable again", self.client, extra={"action": "kafka_up"})
+
+
+def client_config(
+    properties: dict[str, str], error_cb: Callable[[KafkaError], None]
+) -> dict[str, Any]:
+    """What every Kafka client of the service gets: the passthrough properties, and logging."""
+    return {**properties, "error_cb": error_cb, "logger": client_log}
+
+
+def reliable_producer(
+    properties: dict[str, str], connection: ConnectionLog | None = None
+) -> Producer:
     """acks=all and idempotence: a record is written once, and we know when it is."""
-    return Producer({**properties, "enable.idempotence": True, "acks": "all", "linger.ms": 5})
+    connection = connection or ConnectionLog("producer")
+    return Producer(
+        {
+            **client_config(properties, connection.error),
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+        }
+    )
 
 
 def ensure_topics(properties: dict[str, str], topics: dict[str, int], timeout: float = 30) -> None:

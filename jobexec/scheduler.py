@@ -18,6 +18,7 @@ from jobexec.config import Settings
 from jobexec.db.store import Dispatch, JobStore
 from jobexec.events import JobEvent
 from jobexec.health import Health
+from jobexec.kafka import ConnectionLog
 from jobexec.sweeper import Sweeper
 
 log = logging.getLogger("jobexec.scheduler")
@@ -32,6 +33,7 @@ class Scheduler:
         store: JobStore,
         producer: Producer,
         sweeper: Sweeper | None = None,
+        connection: ConnectionLog | None = None,
     ) -> None:
         self.store = store
         self.producer = producer
@@ -44,6 +46,7 @@ class Scheduler:
         self.dispatched = 0
         self._db_down = False
         self._kafka_up = True
+        self.kafka = connection or ConnectionLog("scheduler")
         self._probed_at = 0.0
         self.health = Health()
         self.health.readiness = lambda: {"database": not self._db_down, "kafka": self._kafka_up}
@@ -52,6 +55,7 @@ class Scheduler:
         log.info("scheduler publishing to %s", self.topic, extra={"action": "scheduler_started"})
         while not stop.is_set():
             self.health.beat()
+            self.producer.poll(0)  # serves the producer's callbacks: errors, deliveries
             self._probe_kafka()
             try:
                 claimed = self.tick()
@@ -98,6 +102,7 @@ class Scheduler:
         try:
             self.producer.list_topics(self.topic, timeout=1)
             self._kafka_up = True
+            self.kafka.reachable()
         except KafkaException:
             self._kafka_up = False
 
