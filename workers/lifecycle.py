@@ -144,6 +144,9 @@ class _Try:
         self.origin = origin
         self.task = "unknown"  # metric label: a known executor's task, never free payload text
 
+    def _fields(self, action: str, **more: Any) -> dict[str, Any]:
+        return _fields(self.job.job_id, self.attempt, action, run=self.run_id, **more)
+
     def run(self) -> RetryLater | None:
         job = self.job
         if job.job_type == JobType.RECURRING:
@@ -195,9 +198,7 @@ class _Try:
             self.job.job_id,
             self.attempt,
             seconds,
-            extra=_fields(
-                self.job.job_id,
-                self.attempt,
+            extra=self._fields(
                 "job_success",
                 outcome="success",
                 duration=round(seconds, 6),
@@ -212,9 +213,7 @@ class _Try:
             "job %s failed: %s",
             self.job.job_id,
             reason,
-            extra=_fields(
-                self.job.job_id, self.attempt, "job_failed", outcome="failed", reason=reason
-            ),
+            extra=self._fields("job_failed", outcome="failed", reason=reason),
         )
 
     def _transient(self, error: str) -> RetryLater | None:
@@ -232,9 +231,7 @@ class _Try:
             self.attempt,
             error,
             delay,
-            extra=_fields(
-                self.job.job_id, self.attempt, "job_error_retry", outcome="retry", reason=error
-            ),
+            extra=self._fields("job_error_retry", outcome="retry", reason=error),
         )
         return RetryLater(self.attempt + 1, delay)
 
@@ -247,9 +244,7 @@ class _Try:
             "job %s: %s",
             self.job.job_id,
             reason,
-            extra=_fields(
-                self.job.job_id, self.attempt, "job_exhausted", outcome="exhausted", reason=reason
-            ),
+            extra=self._fields("job_exhausted", outcome="exhausted", reason=reason),
         )
         self._dead_letter(reason)
 
@@ -270,7 +265,7 @@ class _Try:
                 "could not dead-letter job %s: %s",
                 self.job.job_id,
                 exc,
-                extra=_fields(self.job.job_id, self.attempt, "dead_letter_failed"),
+                extra=self._fields("dead_letter_failed"),
             )
 
     def _finish(self, run_status: RunStatus, values: dict[str, Any], error: str | None) -> None:
@@ -290,7 +285,7 @@ class _Try:
                     "recording the outcome of job %s failed (%s); retrying",
                     self.job.job_id,
                     type(exc).__name__,
-                    extra=_fields(self.job.job_id, self.attempt, "outcome_write_retry"),
+                    extra=self._fields("outcome_write_retry"),
                 )
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -299,5 +294,5 @@ class _Try:
                 "job %s changed while try %s ran; outcome kept in run history only",
                 self.job.job_id,
                 self.attempt,
-                extra=_fields(self.job.job_id, self.attempt, "job_changed_meanwhile"),
+                extra=self._fields("job_changed_meanwhile"),
             )
