@@ -1,0 +1,6 @@
+"""The benchmark harness: `python -m bench [--quick|--smoke] [--out bench/results]`.
+
+One module per measurement (`bridge_throughput`, `end_to_end`, `latency`, `scale_out`,
+`memory`, `scheduler_rate`), each held against a raw baseline run back to back with it;
+`stack` starts what they stand on, `results` holds the figures and targets, `chart` draws them.
+"""

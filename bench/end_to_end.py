@@ -1,0 +1,56 @@
+"""2. End-to-end throughput: `noop` jobs from Kafka to COMPLETED in PostgreSQL.
+
+Held against a plain Celery no-op task drained by a worker with the same configuration. Each
+repetition offers a burst to the running pipeline: N JobEvents produced at once (jobexec), or N
+tasks published in batches (raw). The rate is N over the time from the burst's start to the last
+job's terminal state (jobexec: `jobs.updated_at`; raw: the last task's start).
+"""
+
+from __future__ import annotations
+
+import time
+
+from bench.pipeline import Pipeline
+from bench.profiles import Profile
+from bench.results import Measurement, Target, ratio
+from bench.stack import status_count
+
+JOBEXEC = "jobexec Kafka -> COMPLETED (noop)"
+RAW = "raw Celery no-op drain"
+
+
+def run(pipeline: Pipeline, profile: Profile) -> Measurement:
+    m = Measurement("end_to_end", "2 end-to-end throughput")
+    count = profile.e2e_events
+    failed = 0
+    for rep in range(profile.repetitions):
+        prefix = f"job_e2e{rep}_"
+        ids = pipeline.prepare(prefix, count)
+        started = time.time()
+        pipeline.bulk.send_all(pipeline.topic, ids)
+        finished = pipeline.wait_finished(prefix, count)
+        m.figure(JOBEXEC, "jobs/s").samples.append(count / (max(finished.values()) - started))
+        failed += count - status_count(pipeline.store, prefix, "COMPLETED")
+
+        pipeline.raw_reset()
+        started = time.time()
+        pipeline.raw_publish_batch(count)
+        reports = pipeline.raw_wait(count)
+        m.figure(RAW, "tasks/s").samples.append(count / (max(s for _, s in reports) - started))
+    m.details = {
+        "events": count,
+        "worker_pool": "prefork",
+        "concurrency": pipeline.concurrency,
+        "prefetch_multiplier": 1,
+        "acks_late": True,
+        "jobs_not_completed": failed,
+    }
+    m.targets.append(
+        Target(
+            "end-to-end >= 0.6 x raw Celery no-op drain",
+            ratio(m.median(JOBEXEC), m.median(RAW)),
+            ">=",
+            0.6,
+        )
+    )
+    return m

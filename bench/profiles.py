@@ -1,0 +1,63 @@
+"""How big each measurement is: `full` (the issue's sizes), `quick` and the CI `smoke` run."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    repetitions: int
+    bridge_events: int  # pre-filled topic read by the bridge and the raw loops; bridge memory
+    single_publishes: int  # raw Celery publishes one at a time (slow: fewer)
+    e2e_events: int  # noop jobs per repetition, Kafka to COMPLETED
+    latency_seconds: float  # paced load per repetition
+    scale_workers: tuple[int, ...]
+    scale_seconds: float  # ideal duration of each scale-out run (sleep jobs of 100 ms)
+    memory_events: int  # events through bridge and worker for the worker's memory
+    scheduler_jobs: int  # due jobs per repetition
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+PROFILES = {
+    "full": Profile(
+        name="full",
+        repetitions=3,
+        bridge_events=100_000,
+        single_publishes=20_000,
+        e2e_events=5_000,
+        latency_seconds=15,
+        scale_workers=(1, 2, 4, 8),
+        scale_seconds=5,
+        memory_events=30_000,
+        scheduler_jobs=30_000,
+    ),
+    "quick": Profile(
+        name="quick",
+        repetitions=3,
+        bridge_events=15_000,
+        single_publishes=5_000,
+        e2e_events=1_500,
+        latency_seconds=6,
+        scale_workers=(1, 2, 4, 8),
+        scale_seconds=2,
+        memory_events=6_000,
+        scheduler_jobs=10_000,
+    ),
+    "smoke": Profile(
+        name="smoke",
+        repetitions=1,
+        bridge_events=300,
+        single_publishes=200,
+        e2e_events=200,
+        latency_seconds=2,
+        scale_workers=(1, 2),
+        scale_seconds=1,
+        memory_events=300,
+        scheduler_jobs=300,
+    ),
+}
