@@ -124,12 +124,25 @@ class Bridge:
                 self._probe_kafka()
                 self._check_backpressure()
                 self._apply_pause()
-                messages = self.consumer.consume(self.batch_size, timeout=0.5)
+                messages = self._consume()
                 self._accept(messages)
                 if self._pending and time.monotonic() >= self._retry_at:
                     self._hand_over()
         finally:
             self._shutdown()
+
+    def _consume(self) -> list[Message]:
+        """Wait for the first record only; then take what is already buffered, up to a batch.
+
+        consume(n, timeout) would hold a lone record until n arrived or the timeout passed:
+        half a second of latency at low load for nothing.
+        """
+        first = self.consumer.poll(0.5)
+        if first is None:
+            return []
+        if self.batch_size == 1:
+            return [first]
+        return [first, *self.consumer.consume(self.batch_size - 1, timeout=0)]
 
     def _accept(self, messages: list[Message]) -> None:
         for message in messages:
