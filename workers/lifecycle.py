@@ -18,11 +18,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from executors import JobRun, PermanentError, Registry, TransientError
 from jobexec import metrics, outcomes
 from jobexec.cron import InvalidCron, next_fire_time
-from jobexec.db.states import JobStatus, JobType, RunStatus
+from jobexec.db.states import JobType, RunStatus
 from jobexec.db.store import Job, JobStore
 from jobexec.deadletter import DeadLetterError, DeadLetterWriter
 from jobexec.events import JobEvent
-from workers.lease import Heartbeat
+from workers.lease import LeaseKeeper
 from workers.retry import RetryPolicy
 
 log = logging.getLogger("jobexec.worker")
@@ -47,7 +47,7 @@ class WorkerContext:
     registry: Registry
     retry: RetryPolicy
     lease: timedelta
-    heartbeat_interval: float
+    leases: LeaseKeeper
     dead_letters: DeadLetterWriter | None
     events_topic: str
 
@@ -83,7 +83,7 @@ def handle(
     ctx: WorkerContext, event: JobEvent, worker: str, origin: Origin | None
 ) -> RetryLater | None:
     """Run one JobEvent. Database errors before the claim propagate: the task retries them."""
-    job, db_now = ctx.store.fetch(event.job_id)
+    job, db_now, claim = ctx.store.claim(event.job_id, event.attempt, worker, ctx.lease)
     if job is None:
         log.warning(
             "job %s does not exist; event rejected",
@@ -91,7 +91,7 @@ def handle(
             extra=_fields(event.job_id, event.attempt, "job_missing"),
         )
         return None
-    if job.status != JobStatus.RUNNING or job.attempts != event.attempt:
+    if claim is None:
         log.info(
             "stale or duplicate event for job %s (status %s, attempts %s); dropped",
             job.job_id,
@@ -101,7 +101,6 @@ def handle(
         )
         return None
     clock = _Clock(db_now)
-    claim = ctx.store.claim_run(job, event.attempt, worker, db_now, ctx.lease)
     if claim.run_id is not None:
         return _Try(ctx, job, event, claim.run_id, clock, origin).run()
     if claim.lease_expires_at is None:
@@ -166,13 +165,7 @@ class _Try:
             return None
         self.task = executor.task
         started = time.monotonic()
-        with Heartbeat(
-            self.ctx.store,
-            self.run_id,
-            self.ctx.lease,
-            self.ctx.heartbeat_interval,
-            self.clock.skew,
-        ):
+        with self.ctx.leases.hold(self.run_id):
             try:
                 try:
                     executor.execute(run)

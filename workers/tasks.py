@@ -21,6 +21,7 @@ from jobexec.deadletter import DeadLetterWriter
 from jobexec.events import JobEvent, PoisonRecord
 from jobexec.kafka import reliable_producer
 from workers.celeryconf import TASK_NAME
+from workers.lease import LeaseKeeper
 from workers.lifecycle import Origin, WorkerContext, handle
 from workers.retry import RetryPolicy
 
@@ -38,12 +39,16 @@ def build_context(settings: Settings) -> WorkerContext:
         if bootstrap
         else None
     )
+    # No pre-ping: a dead connection fails the statement, the task retries, and SQLAlchemy
+    # replaces the whole pool on that disconnect; a ping per checkout cost 12% (profiled).
+    store = JobStore(make_engine(database_url(settings), pre_ping=False))
+    lease = timedelta(milliseconds=settings.get("configs.lease.duration-ms"))
     return WorkerContext(
-        store=JobStore(make_engine(database_url(settings))),
+        store=store,
         registry=load_registry(settings),
         retry=RetryPolicy.from_settings(settings),
-        lease=timedelta(milliseconds=settings.get("configs.lease.duration-ms")),
-        heartbeat_interval=settings.get("configs.lease.heartbeat-ms") / 1000,
+        lease=lease,
+        leases=LeaseKeeper(store, lease, settings.get("configs.lease.heartbeat-ms") / 1000),
         dead_letters=dead_letters,
         events_topic=settings.get("configs.kafka.topic.job-events"),
     )

@@ -65,13 +65,13 @@ def _from_jdbc(rest: str, settings: Settings) -> URL:
     return url
 
 
-def make_engine(url: URL, **kwargs: Any) -> Engine:
+def make_engine(url: URL, pre_ping: bool = True, **kwargs: Any) -> Engine:
     """An engine that survives restarts: pre-ping on checkout, WAL and a busy timeout on SQLite."""
     if url.get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, **kwargs)
+    return create_engine(url, pool_pre_ping=pre_ping, pool_size=5, max_overflow=5, **kwargs)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from jobexec.db.schema import job_runs, jobs
@@ -46,6 +46,35 @@ class Dispatch:
     scheduled_at: datetime
 
 
+_CLAIM_SQL = text(
+    """
+    WITH job AS (
+        SELECT job_id, job_type, cron_expression, payload, status, attempts, next_run_at,
+               now() AS db_now
+        FROM jobs WHERE job_id = :job_id
+    ), claimed AS (
+        INSERT INTO job_runs (job_id, run_at, attempt, worker, status, started_at,
+                              lease_expires_at)
+        SELECT job_id, next_run_at, :attempt, :worker, 'RUNNING', db_now, db_now + :lease
+        FROM job WHERE status = 'RUNNING' AND attempts = :attempt
+        ON CONFLICT (job_id, run_at, attempt) DO UPDATE
+            SET worker = excluded.worker, started_at = excluded.started_at,
+                lease_expires_at = excluded.lease_expires_at
+            WHERE job_runs.finished_at IS NULL
+              AND job_runs.lease_expires_at < excluded.started_at
+        RETURNING id
+    )
+    SELECT job.job_id, job.job_type, job.cron_expression, job.payload, job.status,
+           job.attempts, job.next_run_at, job.db_now,
+           (SELECT id FROM claimed) AS run_id,
+           held.finished_at IS NOT NULL AS held_finished,
+           held.lease_expires_at AS held_until
+    FROM job
+    LEFT JOIN job_runs held ON held.job_id = job.job_id AND held.run_at = job.next_run_at
+                           AND held.attempt = :attempt
+    """
+)
+
 _JOB_COLUMNS = (
     jobs.c.job_id,
     jobs.c.job_type,
@@ -75,6 +104,34 @@ class JobStore:
             return self.now(conn)
 
     # --- worker -----------------------------------------------------------------------------
+
+    def claim(
+        self, job_id: str, attempt: int, worker: str, lease: timedelta
+    ) -> tuple[Job | None, datetime, Claim | None]:
+        """Read the job and, if this try is its current one, claim it: the job row, the
+        database's now, and the claim (None when the job is missing or not at this try).
+
+        One statement, one round trip, on PostgreSQL; two on SQLite.
+        """
+        if self._sqlite:
+            job, now = self.fetch(job_id)
+            if job is None or job.status != JobStatus.RUNNING or job.attempts != attempt:
+                return job, now, None
+            return job, now, self.claim_run(job, attempt, worker, now, lease)
+        params = {"job_id": job_id, "attempt": attempt, "worker": worker, "lease": lease}
+        # A single statement commits by itself: no BEGIN/COMMIT round trips.
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            row = conn.execute(_CLAIM_SQL, params).first()
+        if row is None:
+            return None, datetime.now(UTC), None
+        job = Job(*row[: len(_JOB_COLUMNS)])
+        now = row.db_now.astimezone(UTC)
+        if job.status != JobStatus.RUNNING or job.attempts != attempt:
+            return job, now, None
+        if row.run_id is not None:
+            return job, now, Claim(run_id=int(row.run_id))
+        # The data-modifying CTE is invisible to the outer query: held_* is the existing try.
+        return job, now, Claim(lease_expires_at=None if row.held_finished else row.held_until)
 
     def fetch(self, job_id: str) -> tuple[Job | None, datetime]:
         """The job row and the database's now, in one round trip on PostgreSQL."""
@@ -127,12 +184,14 @@ class JobStore:
             ).one()
         return Claim(lease_expires_at=None if held.finished_at else held.lease_expires_at)
 
-    def renew_lease(self, run_id: int, now: datetime, lease: timedelta) -> None:
+    def renew_leases(self, run_ids: Sequence[int], lease: timedelta) -> None:
+        """Extend the leases of unfinished tries to the database's now plus `lease`."""
+        expiry = datetime.now(UTC) + lease if self._sqlite else func.now() + lease
         with self.engine.begin() as conn:
             conn.execute(
                 update(job_runs)
-                .where(job_runs.c.id == run_id, job_runs.c.finished_at.is_(None))
-                .values(lease_expires_at=now + lease)
+                .where(job_runs.c.id.in_(run_ids), job_runs.c.finished_at.is_(None))
+                .values(lease_expires_at=expiry)
             )
 
     def finish(
@@ -146,22 +205,28 @@ class JobStore:
         error: str | None = None,
     ) -> bool:
         """Write a try's outcome: the run row and, if still this try's, the job row."""
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(job_runs)
-                .where(job_runs.c.id == run_id)
-                .values(status=run_status, finished_at=now, error=error)
+        finish_run = (
+            update(job_runs)
+            .where(job_runs.c.id == run_id)
+            .values(status=run_status, finished_at=now, error=error)
+        )
+        settle_job = (
+            update(jobs)
+            .where(
+                jobs.c.job_id == job.job_id,
+                jobs.c.status == JobStatus.RUNNING,
+                jobs.c.attempts == attempt,
             )
-            changed = conn.execute(
-                update(jobs)
-                .where(
-                    jobs.c.job_id == job.job_id,
-                    jobs.c.status == JobStatus.RUNNING,
-                    jobs.c.attempts == attempt,
-                )
-                .values(updated_at=now, **job_values)
-            ).rowcount
-        return bool(changed)
+            .values(updated_at=now, **job_values)
+        )
+        if self._sqlite:
+            with self.engine.begin() as conn:
+                conn.execute(finish_run)
+                return bool(conn.execute(settle_job).rowcount)
+        # One statement (the run's update as a CTE), so it commits alone: one round trip.
+        both = settle_job.add_cte(finish_run.returning(job_runs.c.id).cte("finished_run"))
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            return bool(conn.execute(both).rowcount)
 
     # --- scheduler --------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from jobexec.events import JobEvent
 from jobexec.kafka import reliable_producer
 from tests.support.kafka import KafkaTopics
 from workers.lifecycle import RetryLater, WorkerContext, handle
+from workers.lease import LeaseKeeper
 from workers.retry import RetryPolicy
 
 SETTINGS = Settings.load({})
@@ -79,7 +80,7 @@ def ctx(store: JobStore, probe: ProbeExecutor, kafka: KafkaTopics) -> WorkerCont
         registry=Registry([probe]),
         retry=RetryPolicy(max_attempts=3, initial_backoff=0.1, max_backoff=0.5),
         lease=timedelta(seconds=30),
-        heartbeat_interval=10,
+        leases=LeaseKeeper(store, timedelta(seconds=30), 10),
         dead_letters=DeadLetterWriter(producer, kafka.dlt),
         events_topic=kafka.topic,
     )
@@ -347,3 +348,25 @@ def test_outcome_is_not_written_over_a_job_changed_meanwhile(
     worker.join(10)
     assert store.job_row("job_a")["status"] == "CANCELLED"  # type: ignore[index]
     assert [r["status"] for r in store.runs("job_a")] == ["SUCCEEDED"]
+
+
+def test_a_long_try_keeps_its_lease_alive_while_it_runs(
+    ctx: WorkerContext, store: JobStore, probe: ProbeExecutor
+) -> None:
+    # Given a lease of 2 s renewed every 0.2 s, and an executor that runs for longer.
+    ctx.lease = timedelta(seconds=2)
+    ctx.leases = LeaseKeeper(store, ctx.lease, 0.2)
+    dispatched(store, "job_long")
+    probe.release.clear()
+    first = threading.Thread(target=run, args=(ctx, "job_long"))
+    first.start()
+    try:
+        threading.Event().wait(3)  # past the first lease
+        # Then a duplicate delivered now finds a live lease: deferred, not taken over.
+        deferred = run(ctx, "job_long")
+        assert deferred is not None
+        assert deferred.attempt == 1
+    finally:
+        probe.release.set()
+        first.join(10)
+    assert len(probe.calls) == 1
