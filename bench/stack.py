@@ -294,6 +294,8 @@ class Deployment:
             "configs.celery.broker-url": REDIS_URL,
             "configs.celery.queue": self.queue,
             "configs.kafka.consumer.session-timeout-ms": str(TEST_SESSION_TIMEOUT_MS),
+            # Tansu answers a fetch only when its wait runs out, even when records arrived sooner.
+            "configs.kafka.consumer.fetch-max-wait-ms": "20",
         }
         if self.db_url is not None:
             props["configs.jobDb.url"] = self.db_url

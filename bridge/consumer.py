@@ -68,6 +68,7 @@ def consumer_config(settings: Settings, error_cb: Callable[[KafkaError], None]) 
         "auto.offset.reset": settings.get("configs.kafka.consumer.auto-offset-reset"),
         "session.timeout.ms": settings.get("configs.kafka.consumer.session-timeout-ms"),
         "max.poll.interval.ms": settings.get("configs.kafka.consumer.max-poll-interval-ms"),
+        "fetch.wait.max.ms": settings.get("configs.kafka.consumer.fetch-max-wait-ms"),
         "enable.auto.commit": True,
         "auto.commit.interval.ms": settings.get("configs.bridge.commit-interval-ms"),
         # We store offsets ourselves, once the task is enqueued: the cadence commits only those.

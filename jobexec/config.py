@@ -90,6 +90,7 @@ KEYS: tuple[Key, ...] = (
     Key("configs.kafka.consumer.max-poll-records", "500", _positive_int, "records per poll"),
     Key("configs.kafka.consumer.session-timeout-ms", "45000", _positive_int, "session timeout"),
     Key("configs.kafka.consumer.max-poll-interval-ms", "300000", _positive_int, "poll interval"),
+    Key("configs.kafka.consumer.fetch-max-wait-ms", "500", _positive_int, "fetch.wait.max.ms"),
     Key("configs.retry.max-attempts", "3", _positive_int, "tries of one run, the first included"),
     Key("configs.retry.initial-backoff-ms", "1000", _positive_int, "first retry delay"),
     Key("configs.retry.max-backoff-ms", "60000", _positive_int, "longest retry delay"),

@@ -186,6 +186,8 @@ class KafkaTopics:
             "configs.kafka.topic.dead-letter": self.dlt,
             "configs.kafka.consumer.group-id": self.group_id,
             "configs.kafka.consumer.session-timeout-ms": str(TEST_SESSION_TIMEOUT_MS),
+            # Tansu answers a fetch only when its wait runs out, even when records arrived sooner.
+            "configs.kafka.consumer.fetch-max-wait-ms": "20",
         }
 
     def produce(
