@@ -1,7 +1,8 @@
 """A plain Celery app and no-op task: the ceiling jobexec's bridge and workers are held against.
 
-Same broker, serializer and worker settings as jobexec (JSON, `acks_late`, prefetch 1, the
-prefork pool chosen on the command line), nothing else: no task events, no database. The task
+Same broker, serializer and worker settings as jobexec (JSON, `acks_late`, prefetch 1, task
+events on, as a deployment monitored by Flower needs, the prefork pool chosen on the command
+line), nothing else: no database. The task
 reports `[sent_at, started_at]` to a Redis list when asked, so the harness can time it.
 
     celery -A bench.raw_celery_app worker --queues QUEUE --pool prefork --concurrency N
@@ -32,6 +33,8 @@ def create_app(broker_url: str) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
+        # The same worker configuration as jobexec's: workers send task events (Flower).
+        worker_send_task_events=True,
         broker_connection_retry_on_startup=True,
         broker_transport_options={"visibility_timeout": 3600},
     )
