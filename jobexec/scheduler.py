@@ -48,10 +48,12 @@ class Scheduler:
         self._kafka_up = True
         self.kafka = connection or ConnectionLog("scheduler")
         self._probed_at = 0.0
+        self._stop = threading.Event()
         self.health = Health()
         self.health.readiness = lambda: {"database": not self._db_down, "kafka": self._kafka_up}
 
     def run(self, stop: threading.Event) -> None:
+        self._stop = stop
         log.info("scheduler publishing to %s", self.topic, extra={"action": "scheduler_started"})
         while not stop.is_set():
             self.health.beat()
@@ -74,7 +76,7 @@ class Scheduler:
                 self._db_down = False
             if claimed < self.batch_size:
                 stop.wait(self._idle_seconds())
-        self.producer.flush(10)
+        self.producer.flush(5)  # within the 10 s stop; undelivered runs are swept later
         log.info(
             "scheduler stopped after dispatching %s runs",
             self.dispatched,
@@ -116,7 +118,12 @@ class Scheduler:
                 on_delivery=self._delivered,
             )
             self.producer.poll(0)
-        unacked = self.producer.flush(30)
+        # Wait for the acks in slices, so SIGTERM is heard while Kafka is unreachable; runs
+        # whose JobEvent never arrives stay RUNNING and the sweeper dispatches them again.
+        deadline = time.monotonic() + 30
+        unacked = self.producer.flush(0.5)
+        while unacked and time.monotonic() < deadline and not self._stop.is_set():
+            unacked = self.producer.flush(0.5)
         self.dispatched += len(dispatches) - unacked
         log.info(
             "dispatched %s runs",
