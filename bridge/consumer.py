@@ -27,7 +27,8 @@ from jobexec.config import Settings
 from jobexec.deadletter import DeadLetter, DeadLetterError, DeadLetterWriter
 from jobexec.events import JobEvent, PoisonRecord
 from jobexec.health import Health
-from jobexec.kafka import ConnectionLog, client_config
+from jobexec.kafka import Connectivity, client_config, reliable_producer
+from workers.celeryconf import create_app
 
 log = logging.getLogger("jobexec.bridge")
 
@@ -40,7 +41,6 @@ HANDOVER_ERRORS: tuple[type[BaseException], ...] = (
 )
 _BACKPRESSURE_CHECK_S = 0.5
 _MAX_RETRY_DELAY_S = 10.0
-_PROBE_EVERY_S = 5.0
 
 
 @dataclass(slots=True)
@@ -95,7 +95,7 @@ class Bridge:
         self.publisher = publisher
         self.dead_letters = dead_letters
         self.stats = BridgeStats()
-        self.kafka = ConnectionLog("bridge")
+        self.kafka = Connectivity("bridge")
         self.consumer = Consumer(consumer_config(settings, self.kafka.error))
         self._pending: list[_Record] = []
         self._outage = False
@@ -104,10 +104,24 @@ class Bridge:
         self._retry_delay = 0.5
         self._depth_checked_at = 0.0
         self._depth_estimate = 0  # last measured depth plus what we enqueued since
-        self._kafka_up = True
-        self._probed_at = 0.0
         self.health = Health()
-        self.health.readiness = lambda: {"kafka": self._kafka_up, "celery_broker": not self._outage}
+        self.health.readiness = lambda: {
+            "kafka": not self.kafka.down,
+            "celery_broker": not self._outage,
+        }
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Bridge:
+        """The bridge as `jobexec bridge` runs it: its Celery publisher and dead-letter writer."""
+        publisher = TaskPublisher(
+            create_app(settings),
+            settings.get("configs.celery.queue"),
+            settings.get("configs.kafka.consumer.max-poll-records"),
+        )
+        dead_letters = DeadLetterWriter(
+            reliable_producer(settings.kafka_client_properties), settings.dead_letter_topic
+        )
+        return cls(settings, publisher, dead_letters)
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -122,7 +136,7 @@ class Bridge:
         try:
             while not stop.is_set():
                 self.health.beat()
-                self._probe_kafka()
+                self.kafka.probe(self._measure_lag)
                 self._check_backpressure()
                 self._apply_pause()
                 messages = self._consume()
@@ -280,26 +294,17 @@ class Bridge:
         metrics.PAUSED.labels("broker_down").set(int(self._outage))
         metrics.PAUSED.labels("backpressure").set(int(self._backpressure))
 
-    def _probe_kafka(self) -> None:
-        """Every few seconds: ask the broker for the partition ends, giving lag and readiness."""
-        now = time.monotonic()
-        if now - self._probed_at < _PROBE_EVERY_S:
-            return
-        self._probed_at = now
-        try:
-            assignment = self.consumer.assignment()
-            if not assignment:
-                self.consumer.list_topics(self.topic, timeout=1)
-            for position in self.consumer.position(assignment):
-                _low, high = self.consumer.get_watermark_offsets(position, timeout=1)
-                consumed = position.offset if position.offset >= 0 else high
-                metrics.CONSUMER_LAG.labels(position.topic, str(position.partition)).set(
-                    max(0, high - consumed)
-                )
-            self._kafka_up = True
-            self.kafka.reachable()
-        except KafkaException:
-            self._kafka_up = False
+    def _measure_lag(self) -> None:
+        """Ask the broker for the partition ends: the lag, and a sign of life."""
+        assignment = self.consumer.assignment()
+        if not assignment:
+            self.consumer.list_topics(self.topic, timeout=1)
+        for position in self.consumer.position(assignment):
+            _low, high = self.consumer.get_watermark_offsets(position, timeout=1)
+            consumed = position.offset if position.offset >= 0 else high
+            metrics.CONSUMER_LAG.labels(position.topic, str(position.partition)).set(
+                max(0, high - consumed)
+            )
 
     # --- rebalances and shutdown ------------------------------------------------------------
 

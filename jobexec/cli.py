@@ -55,20 +55,8 @@ def cmd_bridge(_args: argparse.Namespace) -> int:
     settings = _settings()
     settings.require("configs.kafka.bootstrap-servers")
     from bridge.consumer import Bridge
-    from bridge.publisher import TaskPublisher
-    from jobexec.deadletter import DeadLetterWriter
-    from jobexec.kafka import reliable_producer
-    from workers.celeryconf import create_app
 
-    publisher = TaskPublisher(
-        create_app(settings),
-        settings.get("configs.celery.queue"),
-        settings.get("configs.kafka.consumer.max-poll-records"),
-    )
-    dead_letters = DeadLetterWriter(
-        reliable_producer(settings.kafka_client_properties), settings.dead_letter_topic
-    )
-    bridge = Bridge(settings, publisher, dead_letters)
+    bridge = Bridge.from_settings(settings)
     _serve_health(settings, bridge.health)
     bridge.run(_stop_on_signals())
     return 0
@@ -120,12 +108,12 @@ def cmd_scheduler(_args: argparse.Namespace) -> int:
     from jobexec.db.engine import database_url, make_engine
     from jobexec.db.store import JobStore
     from jobexec.deadletter import DeadLetterWriter
-    from jobexec.kafka import ConnectionLog, reliable_producer
+    from jobexec.kafka import Connectivity, reliable_producer
     from jobexec.scheduler import Scheduler
     from jobexec.sweeper import Sweeper
 
     store = JobStore(make_engine(database_url(settings)))
-    connection = ConnectionLog("scheduler")
+    connection = Connectivity("scheduler")
     producer = reliable_producer(settings.kafka_client_properties, connection)
     sweeper = Sweeper(settings, store, DeadLetterWriter(producer, settings.dead_letter_topic))
     scheduler = Scheduler(settings, store, producer, sweeper, connection)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +14,7 @@ log = logging.getLogger("jobexec.kafka")
 
 # Errors that mean "cannot reach the cluster": librdkafka retries them by itself.
 _UNREACHABLE = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE}
-# librdkafka's own log lines about each failed attempt; ConnectionLog reports the state instead.
+# librdkafka's own log lines about each failed attempt; Connectivity reports the state instead.
 _ATTEMPT_CHATTER = ("FAIL", "REQTMOUT", "Connection refused", "Disconnected", "Connect to")
 
 
@@ -27,13 +28,36 @@ client_log = logging.getLogger("jobexec.kafka.client")
 client_log.addFilter(_DropAttemptChatter())
 
 
-class ConnectionLog:
-    """Logs a client's Kafka connectivity once per change of state, not once per attempt."""
+class Connectivity:
+    """A client's view of the cluster: up or down, logged once per change, not per attempt."""
+
+    PROBE_EVERY_S = 5.0
 
     def __init__(self, client: str) -> None:
         self.client = client
         self.down = False
         self._last_other: int | None = None
+        self._probed_at = 0.0
+
+    def probe(self, ask: Callable[[], object]) -> None:
+        """Every few seconds, ask the cluster something; its answer (or none) sets the state."""
+        now = time.monotonic()
+        if now - self._probed_at < self.PROBE_EVERY_S:
+            return
+        self._probed_at = now
+        try:
+            ask()
+        except KafkaException as exc:
+            if not self.down:
+                self.down = True
+                log.warning(
+                    "%s: Kafka unreachable (%s); retrying",
+                    self.client,
+                    exc,
+                    extra={"action": "kafka_down"},
+                )
+            return
+        self.reachable()
 
     def error(self, err: KafkaError) -> None:
         """librdkafka's error_cb."""
@@ -68,10 +92,10 @@ def client_config(
 
 
 def reliable_producer(
-    properties: dict[str, str], connection: ConnectionLog | None = None
+    properties: dict[str, str], connection: Connectivity | None = None
 ) -> Producer:
     """acks=all and idempotence: a record is written once, and we know when it is."""
-    connection = connection or ConnectionLog("producer")
+    connection = connection or Connectivity("producer")
     return Producer(
         {
             **client_config(properties, connection.error),

@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import KafkaError, Message, Producer
 from sqlalchemy.exc import SQLAlchemyError
 
 from jobexec import metrics
@@ -18,12 +18,10 @@ from jobexec.config import Settings
 from jobexec.db.store import Dispatch, JobStore
 from jobexec.events import JobEvent
 from jobexec.health import Health
-from jobexec.kafka import ConnectionLog
+from jobexec.kafka import Connectivity
 from jobexec.sweeper import Sweeper
 
 log = logging.getLogger("jobexec.scheduler")
-
-_PROBE_EVERY_S = 5.0
 
 
 class Scheduler:
@@ -33,7 +31,7 @@ class Scheduler:
         store: JobStore,
         producer: Producer,
         sweeper: Sweeper | None = None,
-        connection: ConnectionLog | None = None,
+        connection: Connectivity | None = None,
     ) -> None:
         self.store = store
         self.producer = producer
@@ -45,12 +43,13 @@ class Scheduler:
         self.max_sleep: float = settings.get("configs.scheduler.max-sleep-ms") / 1000
         self.dispatched = 0
         self._db_down = False
-        self._kafka_up = True
-        self.kafka = connection or ConnectionLog("scheduler")
-        self._probed_at = 0.0
+        self.kafka = connection or Connectivity("scheduler")
         self._stop = threading.Event()
         self.health = Health()
-        self.health.readiness = lambda: {"database": not self._db_down, "kafka": self._kafka_up}
+        self.health.readiness = lambda: {
+            "database": not self._db_down,
+            "kafka": not self.kafka.down,
+        }
 
     def run(self, stop: threading.Event) -> None:
         self._stop = stop
@@ -58,7 +57,7 @@ class Scheduler:
         while not stop.is_set():
             self.health.beat()
             self.producer.poll(0)  # serves the producer's callbacks: errors, deliveries
-            self._probe_kafka()
+            self.kafka.probe(lambda: self.producer.list_topics(self.topic, timeout=1))
             try:
                 claimed = self.tick()
             except SQLAlchemyError as exc:
@@ -95,18 +94,6 @@ class Scheduler:
         if claimed:
             self.publish(claimed)
         return len(claimed)
-
-    def _probe_kafka(self) -> None:
-        now = time.monotonic()
-        if now - self._probed_at < _PROBE_EVERY_S:
-            return
-        self._probed_at = now
-        try:
-            self.producer.list_topics(self.topic, timeout=1)
-            self._kafka_up = True
-            self.kafka.reachable()
-        except KafkaException:
-            self._kafka_up = False
 
     def publish(self, dispatches: list[Dispatch]) -> None:
         for d in dispatches:

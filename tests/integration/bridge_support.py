@@ -23,14 +23,11 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Pro
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
 from bridge.consumer import Bridge
-from bridge.publisher import TaskPublisher
 from jobexec.config import Settings, relaxed_env_name
-from jobexec.deadletter import DeadLetterWriter
-from jobexec.kafka import reliable_producer
 from tests.support.network import free_port
 from tests.support.redis_queue import PRIORITY_SEPARATOR
 from tests.support.waiting import wait_until
-from workers.celeryconf import TASK_NAME, create_app
+from workers.celeryconf import TASK_NAME
 
 
 def environment(*property_sets: Mapping[str, str]) -> dict[str, str]:
@@ -45,16 +42,7 @@ class RunningBridge:
     """A Bridge wired as `jobexec bridge` wires it, running in a thread until `stop()`."""
 
     def __init__(self, environ: Mapping[str, str]) -> None:
-        settings = Settings.load(environ)
-        publisher = TaskPublisher(
-            create_app(settings),
-            settings.get("configs.celery.queue"),
-            settings.get("configs.kafka.consumer.max-poll-records"),
-        )
-        dead_letters = DeadLetterWriter(
-            reliable_producer(settings.kafka_client_properties), settings.dead_letter_topic
-        )
-        self.bridge = Bridge(settings, publisher, dead_letters)
+        self.bridge = Bridge.from_settings(Settings.load(environ))
         self._stop = threading.Event()
         self._error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="bridge", daemon=True)
