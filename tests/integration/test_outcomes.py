@@ -25,8 +25,8 @@ from jobexec.deadletter import DeadLetterWriter
 from jobexec.events import JobEvent
 from jobexec.kafka import reliable_producer
 from tests.support.kafka import KafkaTopics
-from workers.lifecycle import RetryLater, WorkerContext, handle
 from workers.lease import LeaseKeeper
+from workers.lifecycle import RetryLater, WorkerContext, handle
 from workers.retry import RetryPolicy
 
 SETTINGS = Settings.load({})
