@@ -245,6 +245,17 @@ class Settings:
         self._cache: dict[str, Any] = {}
         for key in KEYS:  # validate every given value up front: a typo fails at start-up
             self.get(key.name)
+        self._check_relations()
+
+    def _check_relations(self) -> None:
+        lease = self.get("configs.lease.duration-ms")
+        if self.get("configs.lease.heartbeat-ms") * 2 > lease:
+            # One missed beat must not lose the lease of a run that is still going.
+            raise ConfigError(
+                "configs.lease.heartbeat-ms",
+                f"must be at most half of configs.lease.duration-ms ({lease})",
+                self.source("configs.lease.heartbeat-ms"),
+            )
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -14,6 +14,7 @@ TASK_NAME = "jobexec.execute_job"
 def celery_config(settings: Settings) -> dict[str, Any]:
     queue = settings.get("configs.celery.queue")
     lease_s = settings.get("configs.lease.duration-ms") / 1000
+    max_backoff_s = settings.get("configs.retry.max-backoff-ms") / 1000
     return {
         "broker_url": settings.broker_url,
         # JSON only: task messages cross a trust boundary, pickle must never be accepted.
@@ -37,8 +38,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_soft_shutdown_timeout": 6.0,
         "worker_enable_soft_shutdown_on_idle": True,
         "broker_transport_options": {
-            # Redelivery of an unacked task must come well after its lease ran out.
-            "visibility_timeout": max(3600, int(lease_s * 4)),
+            # Redelivery of an unacked task must come well after its lease ran out, and after
+            # the longest retry countdown (a worker holds those tasks unacknowledged).
+            "visibility_timeout": int(max(3600, lease_s * 4, max_backoff_s * 2)),
             "socket_connect_timeout": 5,
         },
         "worker_hijack_root_logger": False,

@@ -499,3 +499,10 @@ def test_plugin_keys_are_read_from_files_and_environment_by_the_same_rules(
     assert settings.lookup("configs.executors.slack.channel") == "#ops"
     assert settings.lookup("configs.executors.slack.url") == "http://b"
     assert settings.lookup("configs.executors.slack.token", "none") == "none"
+
+
+def test_a_heartbeat_longer_than_half_the_lease_is_refused_naming_the_key() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.load({"CONFIGS_LEASE_DURATIONMS": "10000", "CONFIGS_LEASE_HEARTBEATMS": "6000"})
+    assert caught.value.key == "configs.lease.heartbeat-ms"
+    assert "CONFIGS_LEASE_HEARTBEATMS" in str(caught.value)
