@@ -77,8 +77,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from workers.app import app
 
     argv = ["worker", "--queues", settings.get("configs.celery.queue"), *args.celery_args]
-    app.worker_main(argv=argv)
-    return 0
+    # app.start, not worker_main: the worker's exit status reaches the supervisor.
+    return int(app.start(argv=argv) or 0)
 
 
 def cmd_flower(args: argparse.Namespace) -> int:
@@ -102,7 +102,7 @@ def cmd_flower(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_scheduler(_args: argparse.Namespace) -> int:
+def cmd_scheduler(args: argparse.Namespace) -> int:
     settings = _settings()
     settings.require("configs.kafka.bootstrap-servers")
     from jobexec.db.engine import database_url, make_engine
@@ -116,7 +116,9 @@ def cmd_scheduler(_args: argparse.Namespace) -> int:
     connection = Connectivity("scheduler")
     producer = reliable_producer(settings.kafka_client_properties, connection)
     sweeper = Sweeper(settings, store, DeadLetterWriter(producer, settings.dead_letter_topic))
-    scheduler = Scheduler(settings, store, producer, sweeper, connection)
+    scheduler = Scheduler(
+        settings, store, producer, sweeper, connection, dispatch_due=not args.sweep_only
+    )
     _serve_health(settings, scheduler.health)
     scheduler.run(_stop_on_signals())
     return 0
@@ -171,9 +173,13 @@ def parser() -> argparse.ArgumentParser:
     )
     flower.add_argument("flower_args", nargs=argparse.REMAINDER)
     flower.set_defaults(func=cmd_flower)
-    sub.add_parser("scheduler", help="claim due jobs and publish their JobEvents").set_defaults(
-        func=cmd_scheduler
+    scheduler = sub.add_parser("scheduler", help="claim due jobs and publish their JobEvents")
+    scheduler.add_argument(
+        "--sweep-only",
+        action="store_true",
+        help="only re-dispatch abandoned runs, beside the existing system's scheduler",
     )
+    scheduler.set_defaults(func=cmd_scheduler)
     db = sub.add_parser("db", help="job database schema")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
     db_sub.add_parser("upgrade", help="create or migrate the schema (safe to repeat)").set_defaults(

@@ -32,7 +32,9 @@ class Scheduler:
         producer: Producer,
         sweeper: Sweeper | None = None,
         connection: Connectivity | None = None,
+        dispatch_due: bool = True,
     ) -> None:
+        self.dispatch_due = dispatch_due  # False: only sweep, beside the existing scheduler
         self.store = store
         self.producer = producer
         self.sweeper = sweeper
@@ -60,6 +62,8 @@ class Scheduler:
             self.kafka.probe(lambda: self.producer.list_topics(self.topic, timeout=1))
             try:
                 claimed = self.tick()
+                # Also guarded: any statement may meet a killed connection.
+                idle = self._idle_seconds() if claimed < self.batch_size else 0.0
             except SQLAlchemyError as exc:
                 if not self._db_down:
                     log.error(
@@ -73,8 +77,8 @@ class Scheduler:
             if self._db_down:
                 log.info("job database reachable again", extra={"action": "database_up"})
                 self._db_down = False
-            if claimed < self.batch_size:
-                stop.wait(self._idle_seconds())
+            if idle:
+                stop.wait(idle)
         self.producer.flush(5)  # within the 10 s stop; undelivered runs are swept later
         log.info(
             "scheduler stopped after dispatching %s runs",
@@ -84,7 +88,7 @@ class Scheduler:
 
     def tick(self) -> int:
         """Claim one batch of due jobs (and abandoned runs) and publish their JobEvents."""
-        claimed = self.store.claim_due(self.batch_size)
+        claimed = self.store.claim_due(self.batch_size) if self.dispatch_due else []
         metrics.DISPATCHED.labels("schedule").inc(len(claimed))
         if self.sweeper is not None and time.monotonic() - self._swept_at >= self.sweep_interval:
             self._swept_at = time.monotonic()
@@ -130,5 +134,7 @@ class Scheduler:
             )
 
     def _idle_seconds(self) -> float:
+        if not self.dispatch_due:
+            return self.max_sleep
         until = self.store.seconds_until_next_due()
         return self.max_sleep if until is None else min(self.max_sleep, max(until, 0.01))

@@ -39,8 +39,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_enable_soft_shutdown_on_idle": True,
         "broker_transport_options": {
             # Redelivery of an unacked task must come well after its lease ran out, and after
-            # the longest retry countdown (a worker holds those tasks unacknowledged).
-            "visibility_timeout": int(max(3600, lease_s * 4, max_backoff_s * 2)),
+            # the longest retry countdown (a worker holds those tasks unacknowledged). No 1 h
+            # floor: a message parked in `unacked` by a broken connection comes back in
+            # minutes, and an early duplicate is harmless (the lease defers it).
+            "visibility_timeout": int(max(lease_s * 4, max_backoff_s * 2)),
             "socket_connect_timeout": 5,
         },
         "worker_hijack_root_logger": False,

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, insert, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, select, text, update
 
-from jobexec.db.schema import job_runs, jobs
+from jobexec.db.schema import UtcDateTime, job_runs, jobs
 from jobexec.db.states import JobStatus, RunStatus
 
 
@@ -49,9 +48,12 @@ class Dispatch:
 _CLAIM_SQL = text(
     """
     WITH job AS (
+        -- FOR SHARE: a sweeper's concurrent re-dispatch (FOR UPDATE SKIP LOCKED) skips this
+        -- row until the claim is committed, and a committed one is seen here.
         SELECT job_id, job_type, cron_expression, payload, status, attempts, next_run_at,
                now() AS db_now
         FROM jobs WHERE job_id = :job_id
+        FOR SHARE
     ), claimed AS (
         INSERT INTO job_runs (job_id, run_at, attempt, worker, status, started_at,
                               lease_expires_at)
@@ -74,6 +76,19 @@ _CLAIM_SQL = text(
                            AND held.attempt = :attempt
     """
 )
+
+_CLAIM_SQLITE_SQL = text(
+    """
+    INSERT INTO job_runs (job_id, run_at, attempt, worker, status, started_at, lease_expires_at)
+    SELECT job_id, next_run_at, :attempt, :worker, 'RUNNING', :now, :expires
+    FROM jobs WHERE job_id = :job_id AND status = 'RUNNING' AND attempts = :attempt
+    ON CONFLICT (job_id, run_at, attempt) DO UPDATE
+        SET worker = excluded.worker, started_at = excluded.started_at,
+            lease_expires_at = excluded.lease_expires_at
+        WHERE job_runs.finished_at IS NULL AND job_runs.lease_expires_at < excluded.started_at
+    RETURNING id
+    """
+).bindparams(bindparam("now", type_=UtcDateTime), bindparam("expires", type_=UtcDateTime))
 
 _JOB_COLUMNS = (
     jobs.c.job_id,
@@ -117,7 +132,7 @@ class JobStore:
             job, now = self.fetch(job_id)
             if job is None or job.status != JobStatus.RUNNING or job.attempts != attempt:
                 return job, now, None
-            return job, now, self.claim_run(job, attempt, worker, now, lease)
+            return job, now, self._claim_sqlite(job, attempt, worker, now, lease)
         params = {"job_id": job_id, "attempt": attempt, "worker": worker, "lease": lease}
         # A single statement commits by itself: no BEGIN/COMMIT round trips.
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -143,46 +158,34 @@ class JobStore:
         now = datetime.now(UTC) if self._sqlite else row[-1].astimezone(UTC)
         return Job(*row[: len(_JOB_COLUMNS)]), now
 
-    def claim_run(
+    def _claim_sqlite(
         self, job: Job, attempt: int, worker: str, now: datetime, lease: timedelta
     ) -> Claim:
-        """Record the try and take its lease, unless a live lease or a finished try exists.
-
-        A try whose lease expired (its worker died) is taken over.
-        """
-        values = {
-            "job_id": job.job_id,
-            "run_at": job.next_run_at,
-            "attempt": attempt,
-            "worker": worker,
-            "status": RunStatus.RUNNING,
-            "started_at": now,
-            "lease_expires_at": now + lease,
-        }
-        dialect_insert = sqlite.insert if self._sqlite else postgresql.insert
-        stmt = dialect_insert(job_runs).values(values)
-        claim = stmt.on_conflict_do_update(
-            index_elements=[job_runs.c.job_id, job_runs.c.run_at, job_runs.c.attempt],
-            set_={
-                "worker": stmt.excluded.worker,
-                "started_at": stmt.excluded.started_at,
-                "lease_expires_at": stmt.excluded.lease_expires_at,
-            },
-            where=and_(job_runs.c.finished_at.is_(None), job_runs.c.lease_expires_at < now),
-        ).returning(job_runs.c.id)
+        """The claim as one INSERT .. SELECT that re-checks the job: SQLite serialises writers,
+        so a sweep that moved the job on in between makes it claim nothing."""
         with self.engine.begin() as conn:
-            run_id = conn.execute(claim).scalar()
+            run_id = conn.execute(
+                _CLAIM_SQLITE_SQL,
+                {
+                    "job_id": job.job_id,
+                    "attempt": attempt,
+                    "worker": worker,
+                    "now": now,
+                    "expires": now + lease,
+                },
+            ).scalar()
             if run_id is not None:
                 return Claim(run_id=int(run_id))
-            # Someone holds this try: the duplicate path, so the extra read is rare.
             held = conn.execute(
                 select(job_runs.c.finished_at, job_runs.c.lease_expires_at).where(
                     job_runs.c.job_id == job.job_id,
                     job_runs.c.run_at == job.next_run_at,
                     job_runs.c.attempt == attempt,
                 )
-            ).one()
-        return Claim(lease_expires_at=None if held.finished_at else held.lease_expires_at)
+            ).first()
+        if held is None or held.finished_at is not None:
+            return Claim()  # the job moved on meanwhile, or the try finished: nothing to do
+        return Claim(lease_expires_at=held.lease_expires_at)
 
     def renew_leases(self, run_ids: Sequence[int], lease: timedelta) -> None:
         """Extend the leases of unfinished tries to the database's now plus `lease`."""
