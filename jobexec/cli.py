@@ -77,8 +77,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from workers.app import app
 
     argv = ["worker", "--queues", settings.get("configs.celery.queue"), *args.celery_args]
+    from celery.signals import worker_shutting_down
+
+    asked: list[str] = []
+    worker_shutting_down.connect(lambda sig, **_: asked.append(sig), weak=False)
     # app.start, not worker_main: the worker's exit status reaches the supervisor.
-    return int(app.start(argv=argv) or 0)
+    code = int(app.start(argv=argv) or 0)
+    if code == 0 and not asked:
+        # Celery returns 0 after some unrecoverable errors (a kombu crash on a Redis restart):
+        # a worker that stopped without being asked has failed, so its supervisor restarts it.
+        log.error("worker stopped without a signal; exiting 1", extra={"action": "worker_died"})
+        return 1
+    return code
 
 
 def cmd_flower(args: argparse.Namespace) -> int:

@@ -117,6 +117,8 @@ def run_dev(folder_name: str, duration: float | None) -> int:
         "CONFIGS_KAFKA_CONSUMER_SESSIONTIMEOUTMS": "6000",
         # Tansu answers a fetch only when its wait runs out, even if records arrived sooner.
         "CONFIGS_KAFKA_CONSUMER_FETCHMAXWAITMS": "20",
+        # Tansu waits for a member that left mid-rebalance until the rebalance timeout.
+        "CONFIGS_KAFKA_CONSUMER_MAXPOLLINTERVALMS": "20000",
         "CONFIGS_CELERY_BROKERURL": f"redis://127.0.0.1:{redis_port}/0",
         "CONFIGS_RETRY_INITIALBACKOFFMS": "500",
         # A run cut off by the last Ctrl-C is re-dispatched soon after the next start.

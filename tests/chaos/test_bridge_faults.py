@@ -16,6 +16,8 @@ from collections.abc import Callable
 import pytest
 
 from tests.chaos.conftest import ChaosStack, job_event, job_ids, scaled
+from tests.support.processes import RunningProcess
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.chaos
 
@@ -84,21 +86,34 @@ def test_given_a_stream_when_bridges_join_and_leave_then_none_is_lost_or_run_twi
     chaos.insert_http_jobs(ids)
     chaos.launch("worker")
     first = chaos.launch("bridge")
-    stream = chaos.stream([job_event(j) for j in ids], per_second=len(ids) / 24)
+    stream = chaos.stream([job_event(j) for j in ids], per_second=len(ids) / 40)
+
+    def settled_after(change: Callable[[], object], members: list[RunningProcess]) -> None:
+        """Make one membership change, then wait until every remaining member is assigned
+        again: Tansu loses a rebalance when members leave while another is in progress."""
+        before = {id(m): m.log().count(" assigned ") for m in members}
+        change()
+        wait_until(
+            lambda: all(m.log().count(" assigned ") > before[id(m)] for m in members),
+            60,
+            message="the group did not settle after a membership change",
+        )
+        changes.append(time.monotonic())
 
     # When two bridges join, then the second and then the first leave, all mid-stream
-    stream.wait_sent(0.15)
-    changes = [time.monotonic()]
-    second = chaos.launch("bridge")
+    stream.wait_sent(0.1)
+    changes: list[float] = []
+    joined: list[RunningProcess] = []
+    settled_after(lambda: joined.append(chaos.launch("bridge")), [first])
+    second = joined[0]
     stream.wait_sent(0.3)
-    changes.append(time.monotonic())
-    chaos.launch("bridge")
+    settled_after(lambda: joined.append(chaos.launch("bridge")), [first, second])
+    third = joined[1]
     stream.wait_sent(0.5)
-    changes.append(time.monotonic())
-    assert second.stop(15, timeout=15) == 0
+    settled_after(lambda: second.stop(15, timeout=15), [first, third])
     stream.wait_sent(0.7)
-    changes.append(time.monotonic())
-    assert first.stop(15, timeout=15) == 0
+    settled_after(lambda: first.stop(15, timeout=15), [third])
+    assert (second.returncode, first.returncode) == (0, 0)
     stream.join()
 
     # Then every job completes, each executed exactly once

@@ -188,6 +188,9 @@ class KafkaTopics:
             "configs.kafka.consumer.session-timeout-ms": str(TEST_SESSION_TIMEOUT_MS),
             # Tansu answers a fetch only when its wait runs out, even when records arrived sooner.
             "configs.kafka.consumer.fetch-max-wait-ms": "20",
+            # Tansu waits for a member that left mid-rebalance until the rebalance timeout, which
+            # librdkafka takes from max.poll.interval.ms (300 s by default).
+            "configs.kafka.consumer.max-poll-interval-ms": "20000",
         }
 
     def produce(
