@@ -139,8 +139,10 @@ def test_given_a_stream_when_redis_crashes_and_restarts_from_its_aof_then_none_i
     chaos.configure_chaos(
         {
             **SHORT_LEASE,
-            "configs.sweeper.abandoned-after-ms": "8000",
-            "configs.sweeper.interval-ms": "500",
+            # Longer than a worker takes to die of the outage (kombu's crash path: ~30 s)
+            # and be restarted: the sweeper is for lost messages, not for a worker's restart.
+            "configs.sweeper.abandoned-after-ms": "60000",
+            "configs.sweeper.interval-ms": "1000",
         }
     )
     chaos.insert_http_jobs(ids)
