@@ -129,7 +129,7 @@ class JobStore:
         One statement, one round trip, on PostgreSQL; two on SQLite.
         """
         if self._sqlite:
-            job, now = self.fetch(job_id)
+            job, now = self._fetch_sqlite(job_id)
             if job is None or job.status != JobStatus.RUNNING or job.attempts != attempt:
                 return job, now, None
             return job, now, self._claim_sqlite(job, attempt, worker, now, lease)
@@ -148,15 +148,11 @@ class JobStore:
         # The data-modifying CTE is invisible to the outer query: held_* is the existing try.
         return job, now, Claim(lease_expires_at=None if row.held_finished else row.held_until)
 
-    def fetch(self, job_id: str) -> tuple[Job | None, datetime]:
-        """The job row and the database's now, in one round trip on PostgreSQL."""
+    def _fetch_sqlite(self, job_id: str) -> tuple[Job | None, datetime]:
+        """The job row, and now by this machine's clock (SQLite's own)."""
         with self.engine.connect() as conn:
-            columns = _JOB_COLUMNS if self._sqlite else (*_JOB_COLUMNS, func.now())
-            row = conn.execute(select(*columns).where(jobs.c.job_id == job_id)).first()
-            if row is None:
-                return None, self.now(conn)
-        now = datetime.now(UTC) if self._sqlite else row[-1].astimezone(UTC)
-        return Job(*row[: len(_JOB_COLUMNS)]), now
+            row = conn.execute(select(*_JOB_COLUMNS).where(jobs.c.job_id == job_id)).first()
+        return (Job(*row) if row else None), datetime.now(UTC)
 
     def _claim_sqlite(
         self, job: Job, attempt: int, worker: str, now: datetime, lease: timedelta
