@@ -1,6 +1,13 @@
 """Executors: the strategy that runs a job's `payload.task`, and the registry that picks one."""
 
-from executors.base import Executor, ExecutorError, JobRun, PermanentError, TransientError
+from executors.base import (
+    Executor,
+    ExecutorError,
+    JobRun,
+    PermanentError,
+    Stopped,
+    TransientError,
+)
 from executors.registry import (
     DuplicateExecutorError,
     ExecutorLoadError,
@@ -16,6 +23,7 @@ __all__ = [
     "JobRun",
     "PermanentError",
     "Registry",
+    "Stopped",
     "TransientError",
     "load_registry",
 ]

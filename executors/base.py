@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from jobexec.config import Settings
@@ -18,12 +20,30 @@ class JobRun:
     attempt: int  # try number of this run, 1-based
     run_id: str  # same for every try of one run: used as the Idempotency-Key
     payload: Mapping[str, Any]
+    # Set when the try must end: its job was cancelled, or it ran past its time limit.
+    stop: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
+    # time.monotonic() by which the try must have ended; None when it has no limit.
+    deadline: float | None = None
 
     @property
     def task(self) -> str | None:
         """`payload.task`, the executor the job asks for; None when absent or not text."""
         task = self.payload.get("task")
         return task if isinstance(task, str) else None
+
+    def stop_requested(self) -> bool:
+        """Whether the try has been told to stop; a long executor checks it between steps."""
+        return self.stop.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to `seconds`, waking at once when told to stop; True when told to stop."""
+        return self.stop.wait(max(0.0, seconds))
+
+    def remaining(self) -> float | None:
+        """Seconds left before the time limit (never negative); None when there is none."""
+        if self.deadline is None:
+            return None
+        return max(0.0, self.deadline - time.monotonic())
 
 
 class ExecutorError(Exception):
@@ -35,11 +55,24 @@ class ExecutorError(Exception):
 
 
 class TransientError(ExecutorError):
-    """The run may succeed later (timeout, connection error, HTTP 408/429/5xx): retry it."""
+    """The run may succeed later (timeout, connection error, HTTP 408/429/5xx): retry it.
+
+    `retry_after` (seconds) is the least the next try must wait, as a server's `Retry-After`
+    asks; the retry policy still caps it at `configs.retry.max-backoff-ms`.
+    """
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
 
 
 class PermanentError(ExecutorError):
     """The run cannot succeed (bad payload, HTTP 4xx, host not allowed): fail it for good."""
+
+
+class Stopped(ExecutorError):
+    """The executor stopped because `JobRun.stop` was set; the worker records why
+    (the job was cancelled, or the try ran past its time limit)."""
 
 
 class Executor(ABC):
