@@ -175,7 +175,7 @@ class _Try:
                 self._fail(str(exc) or type(exc).__name__)
                 return None
             except TransientError as exc:
-                return self._transient(str(exc) or type(exc).__name__)
+                return self._transient(str(exc) or type(exc).__name__, exc.retry_after)
             except Exception as exc:  # an executor's bug: retried, as a transient error
                 return self._transient(f"{type(exc).__name__}: {exc}")
         self._succeed(time.monotonic() - started)
@@ -209,7 +209,7 @@ class _Try:
             extra=self._fields("job_failed", outcome="failed", reason=reason),
         )
 
-    def _transient(self, error: str) -> RetryLater | None:
+    def _transient(self, error: str, retry_after: float | None = None) -> RetryLater | None:
         error = error[: outcomes.REASON_LIMIT]
         if self.ctx.retry.exhausted(self.attempt):
             self._exhaust(error)
@@ -217,7 +217,7 @@ class _Try:
         self._finish(RunStatus.RETRYING, {"attempts": self.attempt + 1}, error)
         metrics.OUTCOMES.labels(self.task, "retry").inc()
         metrics.RETRIES.labels(self.task).inc()
-        delay = self.ctx.retry.backoff(self.attempt)
+        delay = self.ctx.retry.delay(self.attempt, retry_after)
         log.info(
             "job %s try %s failed transiently (%s); retry in %.2fs",
             self.job.job_id,

@@ -35,3 +35,11 @@ class RetryPolicy:
         doublings = min(attempt - 1, 62)  # past this every delay is the cap; no float overflow
         ceiling = min(self.max_backoff, self.initial_backoff * 2.0**doublings)
         return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Delay before try `attempt + 1`: the backoff, or longer when the server asked for it
+        (`Retry-After`), never past the cap."""
+        backoff = self.backoff(attempt)
+        if retry_after is None or retry_after <= backoff:
+            return backoff
+        return min(retry_after, self.max_backoff)

@@ -109,3 +109,18 @@ def test_backoff_is_never_zero() -> None:
     policy = RetryPolicy(max_attempts=3, initial_backoff=0.001, max_backoff=60.0)
 
     assert min(draws(policy, 1)) >= 0.0005
+
+
+def test_retry_after_longer_than_the_backoff_is_waited_out() -> None:
+    policy = RetryPolicy(max_attempts=5, initial_backoff=1.0, max_backoff=60.0)
+    assert policy.delay(1, retry_after=30.0) == 30.0
+
+
+def test_retry_after_is_capped_at_the_longest_backoff() -> None:
+    policy = RetryPolicy(max_attempts=5, initial_backoff=1.0, max_backoff=60.0)
+    assert policy.delay(1, retry_after=3600.0) == 60.0
+
+
+def test_retry_after_shorter_than_the_backoff_changes_nothing() -> None:
+    policy = RetryPolicy(max_attempts=5, initial_backoff=8.0, max_backoff=60.0)
+    assert 4.0 <= policy.delay(1, retry_after=0.5) <= 8.0
