@@ -7,9 +7,12 @@ transaction each. Only this module writes job and run states.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +25,8 @@ from jobexec.db.states import JobType, RunStatus
 from jobexec.db.store import Job, JobStore
 from jobexec.deadletter import DeadLetterError, DeadLetterWriter
 from jobexec.events import JobEvent
-from workers.lease import LeaseKeeper
+from workers.lease import HeldRun, LeaseKeeper
+from workers.limits import TimeLimits, limit_reason
 from workers.retry import RetryPolicy
 
 log = logging.getLogger("jobexec.worker")
@@ -50,6 +54,15 @@ class WorkerContext:
     leases: LeaseKeeper
     dead_letters: DeadLetterWriter | None
     events_topic: str
+    limits: TimeLimits = field(default_factory=TimeLimits)
+    # How long a try told to stop may take to return before it is ended or abandoned.
+    stop_grace: float = 10.0
+    # True in a prefork child: a try that does not stop is ended with its process.
+    can_end_process: bool = False
+
+
+# Publishes the next try of a run; the watchdog's way when the task itself is hung.
+Publish = Callable[["RetryLater"], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +93,17 @@ def _fields(job_id: str, attempt: int, action: str, **more: Any) -> dict[str, An
 
 
 def handle(
-    ctx: WorkerContext, event: JobEvent, worker: str, origin: Origin | None
+    ctx: WorkerContext,
+    event: JobEvent,
+    worker: str,
+    origin: Origin | None,
+    publish: Publish | None = None,
 ) -> RetryLater | None:
-    """Run one JobEvent. Database errors before the claim propagate: the task retries them."""
+    """Run one JobEvent. Database errors before the claim propagate: the task retries them.
+
+    A RetryLater returned is for the caller to publish; a try stopped by its time limit while
+    its executor hangs is published through `publish` instead, by the watchdog.
+    """
     job, db_now, claim = ctx.store.claim(event.job_id, event.attempt, worker, ctx.lease)
     if job is None:
         log.warning(
@@ -102,7 +123,7 @@ def handle(
         return None
     clock = _Clock(db_now)
     if claim.run_id is not None:
-        return _Try(ctx, job, event, claim.run_id, clock, origin).run()
+        return _Try(ctx, job, event, claim.run_id, clock, origin, publish).run()
     if claim.lease_expires_at is None:
         log.info(
             "try %s of job %s already ran; duplicate dropped",
@@ -133,6 +154,7 @@ class _Try:
         run_id: int,
         clock: _Clock,
         origin: Origin | None,
+        publish: Publish | None = None,
     ) -> None:
         self.ctx = ctx
         self.job = job
@@ -142,6 +164,14 @@ class _Try:
         self.clock = clock
         self.origin = origin
         self.task = "unknown"  # metric label: a known executor's task, never free payload text
+        self.publish = publish
+        self.limit = 0.0
+        # Why the try was told to stop: "limit" or "cancel"; None while it may go on.
+        self.stop_reason: str | None = None
+        self.returned = threading.Event()  # the executor came back, one way or another
+        # One outcome per try: the executing thread's or the watchdog's, whichever is first.
+        self._outcome_lock = threading.Lock()
+        self._outcome_taken = False
 
     def _fields(self, action: str, **more: Any) -> dict[str, Any]:
         return _fields(self.job.job_id, self.attempt, action, run=self.run_id, **more)
@@ -164,26 +194,117 @@ class _Try:
             self._fail(f"no executor supports task {run.task!r}")
             return None
         self.task = executor.task
+        try:
+            self.limit = self.ctx.limits.for_run(executor.task, payload)
+        except PermanentError as exc:
+            self._fail(str(exc))
+            return None
         started = time.monotonic()
-        with self.ctx.leases.hold(self.run_id):
+        run = replace(run, deadline=started + self.limit)
+        held = HeldRun(
+            self.run_id,
+            run.deadline,
+            on_limit=lambda: self._stop(run, "limit"),
+            on_cancel=lambda: self._stop(run, "cancel"),
+        )
+        with self.ctx.leases.hold(held):
             try:
                 try:
                     executor.execute(run)
                 finally:
+                    self.returned.set()
                     metrics.RUN_SECONDS.labels(self.task).observe(time.monotonic() - started)
-            except PermanentError as exc:
-                self._fail(str(exc) or type(exc).__name__)
-                return None
-            except TransientError as exc:
-                return self._transient(str(exc) or type(exc).__name__, exc.retry_after)
-            except Exception as exc:  # an executor's bug: retried, as a transient error
+            except Exception as exc:
+                if self.stop_reason is not None:  # told to stop: that is the outcome
+                    return self._stopped()
+                if isinstance(exc, PermanentError):
+                    self._fail(str(exc) or type(exc).__name__)
+                    return None
+                if isinstance(exc, TransientError):
+                    return self._transient(str(exc) or type(exc).__name__, exc.retry_after)
+                # an executor's bug (or a Stopped nobody asked for): retried, as transient
                 return self._transient(f"{type(exc).__name__}: {exc}")
+        if self.stop_reason is not None:
+            return self._stopped()
         self._succeed(time.monotonic() - started)
         return None
 
+    # --- stopping ---------------------------------------------------------------------------
+
+    def _stop(self, run: JobRun, reason: str) -> None:
+        """The watchdog's side: tell the executor to stop, record the outcome at once, then
+        give the executor the grace to return; end the process or abandon the try if not."""
+        self.stop_reason = reason
+        run.stop.set()
+        log.info(
+            "job %s try %s told to stop (%s)",
+            self.job.job_id,
+            self.attempt,
+            limit_reason(self.limit) if reason == "limit" else "job cancelled",
+            extra=self._fields("job_stop_requested", reason=reason),
+        )
+        later = self._stopped()
+        if later is not None:
+            if self.publish is None:
+                log.error(
+                    "job %s: no way to publish try %s; the sweeper will re-dispatch it",
+                    self.job.job_id,
+                    later.attempt,
+                    extra=self._fields("next_try_unpublished"),
+                )
+            else:
+                self.publish(later)
+        if self.returned.wait(self.ctx.stop_grace):
+            return
+        if self.ctx.can_end_process:
+            log.warning(
+                "job %s try %s did not stop within %.1fs; ending worker process %s",
+                self.job.job_id,
+                self.attempt,
+                self.ctx.stop_grace,
+                os.getpid(),
+                extra=self._fields("worker_process_ended", reason=reason),
+            )
+            for handler in logging.getLogger().handlers:
+                handler.flush()
+            # The pool starts a new child; the message, requeued as the worker was lost, comes
+            # back as a stale duplicate and is dropped by the attempt check.
+            os._exit(70)
+        log.warning(
+            "job %s try %s did not stop within %.1fs; abandoned (its outcome is recorded, "
+            "a late one changes nothing)",
+            self.job.job_id,
+            self.attempt,
+            self.ctx.stop_grace,
+            extra=self._fields("job_try_abandoned", reason=reason),
+        )
+
+    def _stopped(self) -> RetryLater | None:
+        """The outcome of a try told to stop: CANCELLED, or a transient time-limit failure."""
+        if self.stop_reason == "cancel":
+            self._cancelled()
+            return None
+        return self._transient(limit_reason(self.limit))
+
     # --- outcomes ---------------------------------------------------------------------------
 
+    def _take_outcome(self) -> bool:
+        """True for the first caller only: a try has one outcome, the late one is dropped."""
+        with self._outcome_lock:
+            if self._outcome_taken:
+                log.info(
+                    "job %s try %s already has its outcome; a second one is ignored",
+                    self.job.job_id,
+                    self.attempt,
+                    extra=self._fields("late_outcome_ignored"),
+                )
+                return False
+            self._outcome_taken = True
+            return True
+
     def _succeed(self, seconds: float) -> None:
+        if not self._take_outcome():
+            return
         self._finish(RunStatus.SUCCEEDED, outcomes.succeeded(self.job, self.clock.now()), None)
         metrics.OUTCOMES.labels(self.task, "success").inc()
         log.info(
@@ -199,6 +320,8 @@ class _Try:
         )
 
     def _fail(self, reason: str) -> None:
+        if not self._take_outcome():
+            return
         reason = reason[: outcomes.REASON_LIMIT]
         self._finish(RunStatus.FAILED, outcomes.failed(reason, self.clock.now()), reason)
         metrics.OUTCOMES.labels(self.task, "failed").inc()
@@ -210,6 +333,8 @@ class _Try:
         )
 
     def _transient(self, error: str, retry_after: float | None = None) -> RetryLater | None:
+        if not self._take_outcome():
+            return None
         error = error[: outcomes.REASON_LIMIT]
         if self.ctx.retry.exhausted(self.attempt):
             self._exhaust(error)
@@ -227,6 +352,19 @@ class _Try:
             extra=self._fields("job_error_retry", outcome="retry", reason=error),
         )
         return RetryLater(self.attempt + 1, delay)
+
+    def _cancelled(self) -> None:
+        if not self._take_outcome():
+            return
+        # The job row is CANCELLED already: only the run history changes (finish's guard).
+        self._finish(RunStatus.CANCELLED, {}, "job cancelled", quiet=True)
+        metrics.OUTCOMES.labels(self.task, "cancelled").inc()
+        log.info(
+            "job %s try %s cancelled",
+            self.job.job_id,
+            self.attempt,
+            extra=self._fields("job_cancelled", outcome="cancelled"),
+        )
 
     def _exhaust(self, error: str) -> None:
         reason = outcomes.exhaustion_reason(self.attempt, error)
@@ -261,7 +399,9 @@ class _Try:
                 extra=self._fields("dead_letter_failed"),
             )
 
-    def _finish(self, run_status: RunStatus, values: dict[str, Any], error: str | None) -> None:
+    def _finish(
+        self, run_status: RunStatus, values: dict[str, Any], error: str | None, quiet: bool = False
+    ) -> None:
         # The executor has run: keep trying to record that, through a database restart.
         delay = 0.2
         deadline = time.monotonic() + self.ctx.lease.total_seconds()
@@ -282,7 +422,7 @@ class _Try:
                 )
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        if not changed:
+        if not changed and not quiet:
             log.warning(
                 "job %s changed while try %s ran; outcome kept in run history only",
                 self.job.job_id,

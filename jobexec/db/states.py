@@ -26,3 +26,4 @@ class RunStatus(StrEnum):
     FAILED = "FAILED"
     RETRYING = "RETRYING"
     EXHAUSTED = "EXHAUSTED"
+    CANCELLED = "CANCELLED"  # its job was cancelled while the try ran
