@@ -63,6 +63,18 @@ def cmd_bridge(_args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    # gevent's monkey patches first, before sockets, threads and the database driver are used,
+    # as Celery's own `celery` script does it (app.start below does not).
+    from celery import maybe_patch_concurrency
+
+    try:
+        maybe_patch_concurrency(["worker", *args.celery_args])
+    except ImportError as exc:
+        print(
+            f"jobexec: the worker pool needs {exc.name}: pip install 'jobexec[gevent]'",
+            file=sys.stderr,
+        )
+        return 2
     settings = _settings()
     settings.require("configs.jobDb.url")
     # Billiard reads this at import: SIGTERM becomes a soft-then-cold shutdown, bounded in time,
