@@ -28,13 +28,13 @@ CANCEL_CHECK_S = 1.0  # how late a cancel may be noticed
 class HeldRun:
     """A try the keeper watches: its run id, its deadline and what to do when it must stop.
 
-    `on_limit` and `on_cancel` are called at most once between them, on their own thread.
+    `stop` is called at most once, with why: "limit", "cancel" (on a thread of its own) or
+    "shutdown" (by `stop_all`, when the worker hands its tries back).
     """
 
     run_id: int
     deadline: float | None  # time.monotonic() value; None: no limit
-    on_limit: Callable[[], None]
-    on_cancel: Callable[[], None]
+    stop: Callable[[str], None]
     stopping: bool = False
 
 
@@ -74,6 +74,14 @@ class LeaseKeeper:
             with self._lock:
                 self._held.pop(run.run_id, None)
 
+    def stop_all(self, reason: str) -> None:
+        """Tell every held try that is not stopping already to stop, now, on this thread."""
+        with self._lock:
+            going = [r for r in self._held.values() if not r.stopping]
+        for run in going:
+            run.stopping = True
+            run.stop(reason)
+
     def _beat(self) -> None:
         next_renewal = time.monotonic() + self._interval
         next_cancel_check = time.monotonic() + self._cancel_check
@@ -84,7 +92,7 @@ class LeaseKeeper:
                 going = [r for r in self._held.values() if not r.stopping]
             for run in going:
                 if run.deadline is not None and now >= run.deadline:
-                    self._stop(run, run.on_limit)
+                    self._stop(run, "limit")
             going = [r for r in going if not r.stopping]
             if now >= next_cancel_check:
                 next_cancel_check = now + self._cancel_check
@@ -104,12 +112,12 @@ class LeaseKeeper:
             return
         for run in going:
             if run.run_id in cancelled:
-                self._stop(run, run.on_cancel)
+                self._stop(run, "cancel")
 
-    def _stop(self, run: HeldRun, hook: Callable[[], None]) -> None:
+    def _stop(self, run: HeldRun, reason: str) -> None:
         run.stopping = True  # from now on its lease is not renewed
         threading.Thread(
-            target=_call_logged, args=(hook, run.run_id), name=f"stop-{run.run_id}", daemon=True
+            target=_call_logged, args=(run, reason), name=f"stop-{run.run_id}", daemon=True
         ).start()
 
     def _renew(self, run_ids: list[int]) -> None:
@@ -123,10 +131,10 @@ class LeaseKeeper:
             )
 
 
-def _call_logged(hook: Callable[[], None], run_id: int) -> None:
+def _call_logged(run: HeldRun, reason: str) -> None:
     try:
-        hook()
+        run.stop(reason)
     except Exception:
         log.exception(
-            "stopping try %s failed", run_id, extra={"action": "stop_failed", "run": run_id}
+            "stopping try %s failed", run.run_id, extra={"action": "stop_failed", "run": run.run_id}
         )

@@ -64,6 +64,15 @@ class WorkerContext:
 # Publishes the next try of a run; the watchdog's way when the task itself is hung.
 Publish = Callable[["RetryLater"], None]
 
+# Tries of this process inside their executor right now, by run id: what a stopping worker
+# still waits for (threads of an abandoned try among them).
+_executing: set[int] = set()
+
+
+def executing() -> int:
+    """How many tries of this process are inside their executor now."""
+    return len(_executing)
+
 
 @dataclass(frozen=True, slots=True)
 class RetryLater:
@@ -71,6 +80,12 @@ class RetryLater:
 
     attempt: int
     delay: float
+
+
+@dataclass(frozen=True, slots=True)
+class HandBack:
+    """The worker stops and the try stopped unfinished: requeue its message, as a lost
+    worker's; its lease is released, so the next delivery takes the try over at once."""
 
 
 class _Clock:
@@ -98,7 +113,7 @@ def handle(
     worker: str,
     origin: Origin | None,
     publish: Publish | None = None,
-) -> RetryLater | None:
+) -> RetryLater | HandBack | None:
     """Run one JobEvent. Database errors before the claim propagate: the task retries them.
 
     A RetryLater returned is for the caller to publish; a try stopped by its time limit while
@@ -176,7 +191,7 @@ class _Try:
     def _fields(self, action: str, **more: Any) -> dict[str, Any]:
         return _fields(self.job.job_id, self.attempt, action, run=self.run_id, **more)
 
-    def run(self) -> RetryLater | None:
+    def run(self) -> RetryLater | HandBack | None:
         job = self.job
         if job.job_type == JobType.RECURRING:
             try:
@@ -201,17 +216,14 @@ class _Try:
             return None
         started = time.monotonic()
         run = replace(run, deadline=started + self.limit)
-        held = HeldRun(
-            self.run_id,
-            run.deadline,
-            on_limit=lambda: self._stop(run, "limit"),
-            on_cancel=lambda: self._stop(run, "cancel"),
-        )
+        held = HeldRun(self.run_id, run.deadline, stop=lambda reason: self._stop(run, reason))
         with self.ctx.leases.hold(held):
             try:
+                _executing.add(self.run_id)
                 try:
                     executor.execute(run)
                 finally:
+                    _executing.discard(self.run_id)
                     self.returned.set()
                     metrics.RUN_SECONDS.labels(self.task).observe(time.monotonic() - started)
             except Exception as exc:
@@ -233,9 +245,21 @@ class _Try:
 
     def _stop(self, run: JobRun, reason: str) -> None:
         """The watchdog's side: tell the executor to stop, record the outcome at once, then
-        give the executor the grace to return; end the process or abandon the try if not."""
+        give the executor the grace to return; end the process or abandon the try if not.
+
+        A worker shutting down ("shutdown") only tells the executor: the try hands itself
+        back when it returns (see `_stopped`).
+        """
         self.stop_reason = reason
         run.stop.set()
+        if reason == "shutdown":
+            log.info(
+                "job %s try %s told to stop: the worker is stopping",
+                self.job.job_id,
+                self.attempt,
+                extra=self._fields("job_stop_requested", reason=reason),
+            )
+            return
         log.info(
             "job %s try %s told to stop (%s)",
             self.job.job_id,
@@ -244,7 +268,7 @@ class _Try:
             extra=self._fields("job_stop_requested", reason=reason),
         )
         later = self._stopped()
-        if later is not None:
+        if isinstance(later, RetryLater):
             if self.publish is None:
                 log.error(
                     "job %s: no way to publish try %s; the sweeper will re-dispatch it",
@@ -279,12 +303,27 @@ class _Try:
             extra=self._fields("job_try_abandoned", reason=reason),
         )
 
-    def _stopped(self) -> RetryLater | None:
-        """The outcome of a try told to stop: CANCELLED, or a transient time-limit failure."""
+    def _stopped(self) -> RetryLater | HandBack | None:
+        """The outcome of a try told to stop: CANCELLED, a transient time-limit failure, or
+        none at all when the worker stops (the try is handed back)."""
         if self.stop_reason == "cancel":
             self._cancelled()
             return None
+        if self.stop_reason == "shutdown":
+            return self._hand_back()
         return self._transient(limit_reason(self.limit))
+
+    def _hand_back(self) -> HandBack | None:
+        if not self._take_outcome():
+            return None
+        self.ctx.store.release_lease(self.run_id)
+        log.info(
+            "job %s try %s handed back unfinished",
+            self.job.job_id,
+            self.attempt,
+            extra=self._fields("job_handed_back"),
+        )
+        return HandBack()
 
     # --- outcomes ---------------------------------------------------------------------------
 

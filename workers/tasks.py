@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from celery import Celery, Task
+from celery.exceptions import Reject
 from celery.signals import worker_process_init, worker_process_shutdown
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -22,7 +23,7 @@ from jobexec.events import JobEvent, PoisonRecord
 from jobexec.kafka import reliable_producer
 from workers.celeryconf import TASK_NAME
 from workers.lease import LeaseKeeper
-from workers.lifecycle import Origin, RetryLater, WorkerContext, handle
+from workers.lifecycle import HandBack, Origin, RetryLater, WorkerContext, handle
 from workers.limits import TimeLimits
 from workers.retry import RetryPolicy
 
@@ -97,6 +98,11 @@ def _close_executors(**_kwargs: Any) -> None:
         ctx.store.engine.dispose()
 
 
+def running_context() -> WorkerContext | None:
+    """This process's context, if it has run a try."""
+    return _contexts.get(os.getpid())
+
+
 def context(settings: Settings) -> WorkerContext:
     """One context per process: prefork children must not share the parent's connections."""
     pid = os.getpid()
@@ -164,6 +170,8 @@ def register(app: Celery, settings: Settings) -> None:
                 },
             )
             raise self.retry(countdown=delay, max_retries=None) from None
+        if isinstance(retry, HandBack):
+            raise Reject("the worker is stopping: try handed back", requeue=True)
         if retry is not None:
             raise self.retry(
                 kwargs=next_try_kwargs(retry.attempt),
