@@ -15,8 +15,8 @@ from tests.integration.executors.local_servers import (
     ScriptedHttpServer,
     SmtpServer,
     authenticate,
-    free_port,
 )
+from tests.support.network import free_port
 
 
 @pytest.fixture

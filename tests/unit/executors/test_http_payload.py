@@ -89,4 +89,4 @@ def test_given_an_allow_list_when_a_host_is_outside_it_then_the_run_fails_perman
     finally:
         executor.close()
 
-    assert str(raised.value) == "host evil.test is not in configs.executors.http.allowed-hosts"
+    assert str(raised.value) == "host evil.test:80 is not in configs.executors.http.allowed-hosts"
