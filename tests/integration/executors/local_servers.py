@@ -176,16 +176,24 @@ class CollectingHandler:
         return "250 Message accepted for delivery"
 
 
-def authenticate(
-    server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
-) -> AuthResult:
-    """aiosmtpd authenticator accepting SMTP_USER / SMTP_PASSWORD only."""
-    ok = (
-        isinstance(auth_data, LoginPassword)
-        and auth_data.login == SMTP_USER.encode()
-        and auth_data.password == SMTP_PASSWORD.encode()
-    )
-    return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535
+class Authenticator:
+    """aiosmtpd authenticator accepting SMTP_USER / SMTP_PASSWORD only; records every AUTH."""
+
+    def __init__(self) -> None:
+        self.attempts: list[tuple[str, bool]] = []  # (mechanism, over TLS)
+
+    def __call__(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        # session.ssl is set after STARTTLS only; an implicit-TLS transport has its ssl_object
+        over_tls = session.ssl is not None or server.transport.get_extra_info("ssl_object")
+        self.attempts.append((mechanism, bool(over_tls)))
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login == SMTP_USER.encode()
+            and auth_data.password == SMTP_PASSWORD.encode()
+        )
+        return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535
 
 
 @dataclass
@@ -194,11 +202,14 @@ class SmtpServer:
 
     handler: CollectingHandler
     port: int
+    authenticator: Authenticator
+    tls: str = "none"  # the configs.smtp.tls value that fits this server
 
     def settings(self, **environ: str) -> Settings:
         base = {
             "CONFIGS_SMTP_HOST": "127.0.0.1",
             "CONFIGS_SMTP_PORT": str(self.port),
             "CONFIGS_SMTP_FROM": "jobs@example.com",
+            "CONFIGS_SMTP_TLS": self.tls,
         }
         return Settings.load({**base, **environ})
