@@ -39,6 +39,16 @@ def http_server() -> Iterator[ScriptedHttpServer]:
 
 
 @pytest.fixture
+def https_server(tls_certificate: ssl.SSLContext) -> Iterator[ScriptedHttpServer]:
+    """ScriptedHttpServer over TLS, with a certificate for 127.0.0.1, localhost and
+    service.test from the test CA."""
+    server = ScriptedHttpServer(tls=tls_certificate)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def make_http_executor() -> Iterator[Callable[..., HttpExecutor]]:
     """Builds HttpExecutors from environment-style settings; closes them afterwards."""
     made: list[HttpExecutor] = []
@@ -86,13 +96,14 @@ def smtp_server() -> Iterator[SmtpServer]:
 
 @pytest.fixture
 def tls_certificate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ssl.SSLContext:
-    """A server context with a certificate for 127.0.0.1 from a test CA the process trusts."""
+    """A server context with a certificate for 127.0.0.1, localhost and service.test from a
+    test CA the process trusts."""
     ca = trustme.CA()
     ca_file = tmp_path / "test-ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
     monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))  # read by ssl.create_default_context
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+    ca.issue_cert("127.0.0.1", "localhost", "service.test").configure_cert(context)
     return context
 
 

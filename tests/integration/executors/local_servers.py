@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import ssl
 import threading
 import time
 from collections import deque
@@ -55,13 +56,17 @@ class Reply:
 class ScriptedHttpServer:
     """Records every request and answers with the next scripted reply (200 when none is left)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.requests: list[RecordedRequest] = []
         self.replies: deque[Reply] = deque()
         self.released = threading.Event()  # ends scripted delays at teardown
         self.trickled_at: list[float] = []  # when each trickled byte was sent
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self.server_names: list[str | None] = []  # TLS SNI of each handshake
+        if tls is not None:
+            tls.sni_callback = lambda _sock, name, _ctx: self.server_names.append(name)
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )

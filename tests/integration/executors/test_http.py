@@ -375,3 +375,35 @@ def test_given_a_non_ascii_job_id_when_executed_then_x_job_id_is_percent_encoded
     [request] = http_server.requests
     assert request.headers["x-job-id"] == "job_%C3%A9%0D%0AX:%201"
     assert "x" not in request.headers
+
+
+def loopback_resolver(host: str, port: int) -> list[tuple[int, tuple[Any, ...]]]:
+    """Every name is 127.0.0.1: stands in for DNS, so no traffic leaves the machine."""
+    return [(socket.AF_INET, ("127.0.0.1", port))]
+
+
+def test_given_https_to_a_name_when_executed_then_sni_and_the_certificate_check_use_the_name(
+    https_server: ScriptedHttpServer,
+) -> None:
+    executor = HttpExecutor(Settings.load({}), resolver=loopback_resolver)
+    try:
+        executor.execute(http_run(f"https://service.test:{https_server.port}/hook"))
+    finally:
+        executor.close()
+
+    assert https_server.server_names == ["service.test"]
+    [request] = https_server.requests
+    assert request.headers["host"] == f"service.test:{https_server.port}"
+
+
+def test_given_https_to_a_name_the_certificate_does_not_cover_then_the_call_fails(
+    https_server: ScriptedHttpServer,
+) -> None:
+    executor = HttpExecutor(Settings.load({}), resolver=loopback_resolver)
+    try:
+        with pytest.raises(TransientError, match="CERTIFICATE_VERIFY_FAILED"):
+            executor.execute(http_run(f"https://other.test:{https_server.port}/hook"))
+    finally:
+        executor.close()
+
+    assert https_server.requests == []
