@@ -39,6 +39,15 @@ def http_server() -> Iterator[ScriptedHttpServer]:
 
 
 @pytest.fixture
+def keep_alive_server() -> Iterator[ScriptedHttpServer]:
+    """ScriptedHttpServer speaking HTTP/1.1 with persistent connections."""
+    server = ScriptedHttpServer(keep_alive=True)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def https_server(tls_certificate: ssl.SSLContext) -> Iterator[ScriptedHttpServer]:
     """ScriptedHttpServer over TLS, with a certificate for 127.0.0.1, localhost and
     service.test from the test CA."""

@@ -353,16 +353,23 @@ def test_given_a_name_when_executed_then_it_is_resolved_once_and_host_stays_the_
 
 
 def test_given_a_cookie_set_for_job_a_when_job_b_calls_the_same_host_then_it_is_not_sent(
-    http_server: ScriptedHttpServer, http_executor: HttpExecutor
+    keep_alive_server: ScriptedHttpServer, http_executor: HttpExecutor
 ) -> None:
-    http_server.script(Reply(200, headers={"Set-Cookie": "session=job-a-secret; Path=/"}), 200)
+    keep_alive_server.script(
+        Reply(200, headers={"Set-Cookie": "session=job-a-secret; Path=/"}), 200
+    )
 
-    http_executor.execute(JobRun("job_a", 1, "run-a", {"task": "http", "url": http_server.url}))
-    http_executor.execute(JobRun("job_b", 1, "run-b", {"task": "http", "url": http_server.url}))
+    http_executor.execute(
+        JobRun("job_a", 1, "run-a", {"task": "http", "url": keep_alive_server.url})
+    )
+    http_executor.execute(
+        JobRun("job_b", 1, "run-b", {"task": "http", "url": keep_alive_server.url})
+    )
 
-    first, second = http_server.requests
+    first, second = keep_alive_server.requests
     assert "cookie" not in first.headers
     assert "cookie" not in second.headers
+    assert first.client_port == second.client_port  # isolated, yet on one pooled connection
 
 
 def test_given_a_non_ascii_job_id_when_executed_then_x_job_id_is_percent_encoded(
