@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from executors import JobRun, PermanentError
 from executors.http import MAX_TIMEOUT_SECONDS, METHODS, HttpExecutor, HttpRequest
+from executors.http_guard import AllowList, HostEntry
 from executors.send_email import Email
 from jobexec.config import Settings
 
@@ -120,3 +121,22 @@ def test_given_any_email_payload_when_validated_then_a_message_or_permanent_erro
     except PermanentError:
         return
     assert message.as_bytes()
+
+
+entries = st.builds(
+    lambda host, port: host + port,
+    hosts | st.sampled_from(["::1", "[::1", "[::1]x", "1.2.3.4", "xn--", "a..b"]) | any_text,
+    ports,
+)
+
+
+@BOUNDED
+@given(text=st.lists(entries | any_text, max_size=4).map(",".join))
+def test_given_any_allow_list_text_when_parsed_then_entries_or_value_error(text: str) -> None:
+    try:
+        allow = AllowList.parse(text)
+    except ValueError:
+        return  # the worker exits 2 naming the key
+    for entry in allow.entries:
+        assert entry.port is None or 1 <= entry.port <= 65535
+        assert HostEntry.parse(str(entry)) == entry  # the normal form is stable

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,6 +37,33 @@ def http_server() -> Iterator[ScriptedHttpServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def unaccepting_port() -> Iterator[int]:
+    """A loopback port whose accept queue is full: a new connection hangs in its handshake."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port: int = listener.getsockname()[1]
+    held: list[socket.socket] = []
+    try:
+        for _ in range(16):  # Linux queues backlog + 1 connections; then SYNs go unanswered
+            client = socket.socket()
+            client.settimeout(0.2)
+            try:
+                client.connect(("127.0.0.1", port))
+            except TimeoutError:
+                client.close()
+                break
+            held.append(client)
+        else:
+            pytest.fail("could not fill the accept queue of a loopback listener")
+        yield port
+    finally:
+        for client in held:
+            client.close()
+        listener.close()
 
 
 @pytest.fixture

@@ -250,6 +250,30 @@ def test_given_stop_set_during_a_trickle_when_executed_then_it_is_aborted_within
     assert time.monotonic() - started - 0.5 < 1.0
 
 
+def test_given_a_connection_that_never_completes_when_executed_then_the_timeout_bounds_it(
+    unaccepting_port: int, http_executor: HttpExecutor
+) -> None:
+    started = time.monotonic()
+    with pytest.raises(TransientError, match=r"timed out after 1s \(ConnectTimeout\)"):
+        http_executor.execute(http_run(f"http://127.0.0.1:{unaccepting_port}/", timeout_seconds=1))
+
+    assert time.monotonic() - started < 1 + 0.5
+
+
+def test_given_stop_set_while_connecting_when_executed_then_it_is_aborted_within_a_second(
+    unaccepting_port: int, http_executor: HttpExecutor
+) -> None:
+    run = http_run(f"http://127.0.0.1:{unaccepting_port}/", timeout_seconds=30)
+    timer = threading.Timer(0.5, run.stop.set)
+
+    timer.start()
+    started = time.monotonic()
+    with pytest.raises(Stopped):
+        http_executor.execute(run)
+
+    assert time.monotonic() - started - 0.5 < 1.0
+
+
 def test_given_stop_already_set_when_executed_then_no_call_is_made(
     http_server: ScriptedHttpServer, http_executor: HttpExecutor
 ) -> None:
