@@ -109,6 +109,12 @@ KEYS: tuple[Key, ...] = (
     Key("configs.bridge.commit-interval-ms", "1000", _positive_int, "offset commit cadence"),
     Key("configs.lease.duration-ms", "60000", _positive_int, "how long a claimed run is held"),
     Key("configs.lease.heartbeat-ms", "15000", _positive_int, "lease renewal period"),
+    Key(
+        "configs.lease.rescue-interval-ms",
+        "5000",
+        _non_negative_int,
+        "how often each worker takes over tries whose lease expired; 0 = never",
+    ),
     Key("configs.scheduler.max-sleep-ms", "1000", _positive_int, "longest scheduler idle sleep"),
     Key("configs.scheduler.batch-size", "500", _positive_int, "due jobs claimed per statement"),
     Key(
