@@ -4,6 +4,7 @@ take for a crash and retry), and what they return can be sent."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,8 +18,11 @@ from executors.http_guard import AllowList, HostEntry
 from executors.send_email import Email
 from jobexec.config import Settings
 
+# 200 examples a property in the test command; JOBEXEC_FUZZ_EXAMPLES=5000 for a deeper run.
 BOUNDED = settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=int(os.environ.get("JOBEXEC_FUZZ_EXAMPLES", "200")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 
 # Unicode text including lone surrogates, control characters and line breaks, with the
