@@ -218,6 +218,29 @@ def test_given_a_try_deadline_sooner_than_the_timeout_when_executed_then_the_dea
     assert time.monotonic() - started < 1 + 0.5
 
 
+def test_given_two_threads_with_different_timeouts_when_both_trickle_then_each_keeps_its_own(
+    http_server: ScriptedHttpServer, http_executor: HttpExecutor
+) -> None:
+    # as in `--pool threads`: one executor, concurrent tries, each bounded by its own deadline
+    http_server.script(Reply(200, trickle=0.2), Reply(200, trickle=0.2))
+    took: dict[float, float] = {}
+
+    def call(timeout: float) -> None:
+        started = time.monotonic()
+        with pytest.raises(TransientError, match="timed out"):
+            http_executor.execute(http_run(http_server.url, timeout_seconds=timeout))
+        took[timeout] = time.monotonic() - started
+
+    threads = [threading.Thread(target=call, args=(t,)) for t in (1.0, 2.5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+
+    assert 1.0 <= took[1.0] < 1.0 + 0.5
+    assert 2.5 <= took[2.5] < 2.5 + 0.5
+
+
 def test_given_stop_set_during_the_call_when_executed_then_it_is_aborted_within_a_second(
     http_server: ScriptedHttpServer, http_executor: HttpExecutor
 ) -> None:
