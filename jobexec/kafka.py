@@ -156,7 +156,13 @@ def dead_letter_producer(
     """A reliable producer that takes the largest record `source_topic` can hold, plus the
     dead-letter headers: a poison record is never refused by our own producer for its size."""
     largest = max_message_bytes(properties, source_topic) + DEAD_LETTER_HEADROOM_BYTES
-    return reliable_producer(properties, connection, min(largest, _LIBRDKAFKA_MAX_MESSAGE_BYTES))
+    size = min(largest, _LIBRDKAFKA_MAX_MESSAGE_BYTES)
+    log.info(
+        "dead-letter producer takes records up to %s bytes",
+        properties.get("message.max.bytes", size),
+        extra={"action": "dead_letter_sized"},
+    )
+    return reliable_producer(properties, connection, size)
 
 
 def ensure_topics(properties: dict[str, str], topics: dict[str, int], timeout: float = 30) -> None:
