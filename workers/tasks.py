@@ -23,6 +23,7 @@ from jobexec.kafka import reliable_producer
 from workers.celeryconf import TASK_NAME
 from workers.lease import LeaseKeeper
 from workers.lifecycle import Origin, WorkerContext, handle
+from workers.rescue import rescue_step
 from workers.retry import RetryPolicy
 
 log = logging.getLogger("jobexec.worker")
@@ -88,6 +89,8 @@ def context(settings: Settings) -> WorkerContext:
 
 
 def register(app: Celery, settings: Settings) -> None:
+    app.steps["worker"].add(rescue_step(settings))  # tries of dead workers are taken over
+
     @app.task(name=TASK_NAME, bind=True)  # type: ignore[untyped-decorator]
     def execute_job(
         self: Task,
