@@ -20,7 +20,7 @@ from typing import Any
 from celery import Celery, bootsteps
 
 from bridge.publisher import Enqueue
-from jobexec.config import Settings
+from jobexec.config import Settings, mask_url_password
 from jobexec.db.engine import database_url, make_engine
 from jobexec.db.store import Dispatch, JobStore
 from jobexec.deadletter import DeadLetterWriter
@@ -138,7 +138,7 @@ class Rescuer:
                         "rescue of lost tries failed, retrying every %gs: %s: %s",
                         self.interval,
                         type(exc).__name__,
-                        (str(exc).splitlines() or [""])[0],
+                        mask_url_password((str(exc).splitlines() or [""])[0]),
                         extra={"action": "rescue_failed"},
                     )
                 failing = True
