@@ -68,6 +68,13 @@ def _log_format(raw: str) -> str:
     return value
 
 
+def _smtp_tls(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"starttls", "ssl", "none"}:
+        raise ValueError("must be starttls, ssl or none")
+    return value
+
+
 @dataclass(frozen=True)
 class Key:
     name: str
@@ -119,7 +126,8 @@ KEYS: tuple[Key, ...] = (
     Key("configs.sweeper.interval-ms", "10000", _positive_int, "how often the sweeper looks"),
     Key("configs.executors.http.allowed-hosts", "", _text, "http executor host allow-list"),
     Key("configs.smtp.host", "localhost", _text, "SMTP server for send_email"),
-    Key("configs.smtp.port", "25", _positive_int, "SMTP port"),
+    Key("configs.smtp.port", "25", _positive_int, "SMTP port [465 with configs.smtp.tls=ssl]"),
+    Key("configs.smtp.tls", "starttls", _smtp_tls, "SMTP TLS: starttls, ssl (implicit) or none"),
     Key("configs.smtp.from", "jobexec@localhost", _text, "sender address of send_email"),
     Key("secrets.smtp.username", None, _text, "SMTP user"),
     Key("secrets.smtp.password", None, _text, "SMTP password"),
