@@ -126,8 +126,16 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     connection = Connectivity("scheduler")
     producer = reliable_producer(settings.kafka_client_properties, connection)
     sweeper = Sweeper(settings, store, DeadLetterWriter(producer, settings.dead_letter_topic))
+    from jobexec.retention import PruneLoop
+
     scheduler = Scheduler(
-        settings, store, producer, sweeper, connection, dispatch_due=not args.sweep_only
+        settings,
+        store,
+        producer,
+        sweeper,
+        connection,
+        dispatch_due=not args.sweep_only,
+        pruner=PruneLoop.from_settings(settings, JobStore(make_engine(database_url(settings)))),
     )
     _serve_health(settings, scheduler.health)
     scheduler.run(_stop_on_signals())
