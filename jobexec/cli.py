@@ -160,6 +160,14 @@ def cmd_config(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_console(_args: argparse.Namespace) -> int:
+    settings = _settings()
+    settings.require("configs.jobDb.url")
+    from jobexec.console.app import serve
+
+    return serve(settings)
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     configure("plain")
     from jobexec.dev import run_dev
@@ -206,6 +214,12 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("config", help="print the effective settings, secrets masked").set_defaults(
         func=cmd_config
     )
+    sub.add_parser(
+        "console",
+        help="the operator's web console: jobs, run history, actions, dead letters",
+        description="Serve the web console on configs.console.host:configs.console.port, "
+        "behind basic auth from secrets.console.username and secrets.console.password.",
+    ).set_defaults(func=cmd_console)
     dev = sub.add_parser("dev", help="run everything on this machine with embedded defaults")
     dev.add_argument("--dir", default=".jobexec-dev", help="working folder [.jobexec-dev]")
     dev.add_argument(
