@@ -79,6 +79,13 @@ def _log_format(raw: str) -> str:
     return value
 
 
+def _smtp_tls(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"starttls", "ssl", "none"}:
+        raise ValueError("must be starttls, ssl or none")
+    return value
+
+
 @dataclass(frozen=True)
 class Key:
     name: str
@@ -113,6 +120,12 @@ KEYS: tuple[Key, ...] = (
     Key("configs.bridge.commit-interval-ms", "1000", _positive_int, "offset commit cadence"),
     Key("configs.lease.duration-ms", "60000", _positive_int, "how long a claimed run is held"),
     Key("configs.lease.heartbeat-ms", "15000", _positive_int, "lease renewal period"),
+    Key(
+        "configs.lease.rescue-interval-ms",
+        "5000",
+        _non_negative_int,
+        "how often each worker takes over tries whose lease expired; 0 = never",
+    ),
     Key("configs.scheduler.max-sleep-ms", "1000", _positive_int, "longest scheduler idle sleep"),
     Key("configs.scheduler.batch-size", "500", _positive_int, "due jobs claimed per statement"),
     Key(
@@ -136,7 +149,8 @@ KEYS: tuple[Key, ...] = (
         "how long a try told to stop may take before its process is ended or it is abandoned",
     ),
     Key("configs.smtp.host", "localhost", _text, "SMTP server for send_email"),
-    Key("configs.smtp.port", "25", _positive_int, "SMTP port"),
+    Key("configs.smtp.port", "25", _positive_int, "SMTP port [465 with configs.smtp.tls=ssl]"),
+    Key("configs.smtp.tls", "starttls", _smtp_tls, "SMTP TLS: starttls, ssl (implicit) or none"),
     Key("configs.smtp.from", "jobexec@localhost", _text, "sender address of send_email"),
     Key("secrets.smtp.username", None, _text, "SMTP user"),
     Key("secrets.smtp.password", None, _text, "SMTP password"),
@@ -147,6 +161,22 @@ KEYS: tuple[Key, ...] = (
     Key("secrets.flower.password", None, _text, "Flower basic-auth password"),
     Key("configs.metrics.port", "0", _non_negative_int, "metrics and health port; 0 = off"),
     Key("configs.metrics.host", "0.0.0.0", _text, "address the metrics/health server binds"),
+    Key(
+        "configs.history.retention-days",
+        "30",
+        _positive_int,
+        "finished rows of job_runs and dlq_replays are kept this many days",
+    ),
+    Key(
+        "configs.history.prune-interval-ms",
+        "3600000",
+        _non_negative_int,
+        "how often the scheduler and the workers prune old history; 0 = never",
+    ),
+    Key("configs.console.host", "127.0.0.1", _text, "address `jobexec console` binds"),
+    Key("configs.console.port", "8080", _positive_int, "port of `jobexec console`"),
+    Key("secrets.console.username", None, _text, "console basic-auth user"),
+    Key("secrets.console.password", None, _text, "console basic-auth password"),
 )
 _KEYS_BY_CANON = {k.name.lower().replace("-", ""): k for k in KEYS}
 

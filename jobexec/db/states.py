@@ -26,4 +26,6 @@ class RunStatus(StrEnum):
     FAILED = "FAILED"
     RETRYING = "RETRYING"
     EXHAUSTED = "EXHAUSTED"
+    # The try's worker died: its lease expired unfinished and a rescuer recorded it.
+    LOST = "LOST"
     CANCELLED = "CANCELLED"  # its job was cancelled while the try ran
