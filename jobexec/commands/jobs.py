@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add `jobs` and its sub-commands to the `jobexec` parser."""
     jobs = subparsers.add_parser(
         "jobs",
-        help="submit, list, show, cancel and retry jobs",
+        help="submit, list, show, cancel, pause, resume and retry jobs",
         description="Work with the jobs table (needs configs.jobDb.url).",
     )
     sub = jobs.add_subparsers(dest="jobs_command", required=True, metavar="COMMAND")

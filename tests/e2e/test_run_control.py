@@ -15,7 +15,7 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.e2e.conftest import Stack, db_now
+from tests.e2e.conftest import Stack, db_now, http_payload
 from tests.support.plugins import with_test_executors
 from tests.support.waiting import wait_until
 
@@ -191,14 +191,23 @@ def test_given_a_bad_limit_setting_when_the_worker_starts_then_it_exits_2_naming
 # --- cancel ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("pool", ["prefork", "threads"])
-def test_given_a_running_sleep_job_when_cancelled_then_its_try_stops_and_is_recorded_cancelled(
-    stack: Stack, tmp_path: Path, pool: str
+@pytest.mark.parametrize(
+    ("pool", "task"), [("prefork", "sleep"), ("threads", "sleep"), ("prefork", "http")]
+)
+def test_given_a_running_built_in_job_when_cancelled_then_its_try_stops_and_is_recorded_cancelled(
+    stack: Stack, tmp_path: Path, pool: str, task: str
 ) -> None:
-    # Given a sleep of a minute running, and the default grace of 10 s
+    # Given a sleep of a minute, or an http call answered after a minute, running; the default
+    # grace of 10 s
     stack.configure()
     stack.start("bridge", "worker", pool=pool)
-    start_job(stack, "job_sleep", {"task": "sleep", "seconds": 60})
+    stack.http.delay("/slow", 60)
+    payload = (
+        {"task": "sleep", "seconds": 60}
+        if task == "sleep"
+        else http_payload(stack.http.url("/slow"), timeout_seconds=120)
+    )
+    start_job(stack, "job_sleep", payload)
     run = wait_try_started(stack, "job_sleep")
     assert run["status"] == "RUNNING"
 
