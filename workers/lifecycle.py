@@ -160,6 +160,16 @@ def handle(
     return RetryLater(event.attempt, max(wait, 1.0))
 
 
+# An executor that fails this close to its deadline ran out of time: it bounded its own work
+# by run.remaining() and ended a moment before the watchdog's tick.
+_DEADLINE_SLACK_S = 0.1
+
+
+def _out_of_time(run: JobRun) -> bool:
+    left = run.remaining()
+    return left is not None and left <= _DEADLINE_SLACK_S
+
+
 class _Try:
     def __init__(
         self,
@@ -227,6 +237,10 @@ class _Try:
                     self.returned.set()
                     metrics.RUN_SECONDS.labels(self.task).observe(time.monotonic() - started)
             except Exception as exc:
+                if self.stop_reason is None and _out_of_time(run):
+                    # The executor gave up as its time ran out (http bounds its call by
+                    # run.remaining()): the try ran to its limit, and says so.
+                    self.stop_reason = "limit"
                 if self.stop_reason is not None:  # told to stop: that is the outcome
                     return self._stopped()
                 if isinstance(exc, PermanentError):
