@@ -281,7 +281,19 @@ class _Try:
             limit_reason(self.limit) if reason == "limit" else "job cancelled",
             extra=self._fields("job_stop_requested", reason=reason),
         )
-        later = self._stopped()
+        try:
+            later = self._stopped()
+        except SQLAlchemyError as exc:
+            # Not recorded: the lease is no longer renewed, so a rescuer takes the try over
+            # once it expires; the executor is still ended or abandoned below.
+            log.error(
+                "job %s try %s: its outcome could not be recorded (%s)",
+                self.job.job_id,
+                self.attempt,
+                type(exc).__name__,
+                extra=self._fields("stop_outcome_unrecorded", reason=reason),
+            )
+            later = None
         if isinstance(later, RetryLater):
             if self.publish is None:
                 log.error(
