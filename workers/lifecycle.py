@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 import uuid
@@ -160,6 +161,19 @@ def handle(
     return RetryLater(event.attempt, max(wait, 1.0))
 
 
+def _current_greenlet() -> Any | None:
+    """The gevent greenlet running this try (`--pool gevent`), else None."""
+    if "gevent.monkey" not in sys.modules:
+        return None
+    import gevent
+    from gevent import monkey
+
+    if not monkey.is_module_patched("threading"):
+        return None
+    current = gevent.getcurrent()
+    return current if isinstance(current, gevent.Greenlet) else None
+
+
 # An executor that fails this close to its deadline ran out of time: it bounded its own work
 # by run.remaining() and ended a moment before the watchdog's tick.
 _DEADLINE_SLACK_S = 0.1
@@ -194,6 +208,7 @@ class _Try:
         # Why the try was told to stop: "limit" or "cancel"; None while it may go on.
         self.stop_reason: str | None = None
         self.returned = threading.Event()  # the executor came back, one way or another
+        self.greenlet = _current_greenlet()
         # One outcome per try: the executing thread's or the watchdog's, whichever is first.
         self._outcome_lock = threading.Lock()
         self._outcome_taken = False
@@ -320,6 +335,18 @@ class _Try:
             # The pool starts a new child; the message, requeued as the worker was lost, comes
             # back as a stale duplicate and is dropped by the attempt check.
             os._exit(70)
+        if self.greenlet is not None:
+            log.warning(
+                "job %s try %s did not stop within %.1fs; ending its greenlet",
+                self.job.job_id,
+                self.attempt,
+                self.ctx.stop_grace,
+                extra=self._fields("job_greenlet_ended", reason=reason),
+            )
+            # GreenletExit at its next yield frees the pool slot; Celery's gevent pool treats a
+            # killed greenlet's task as done and acknowledges it (its outcome is recorded).
+            self.greenlet.kill(block=False)
+            return
         log.warning(
             "job %s try %s did not stop within %.1fs; abandoned (its outcome is recorded, "
             "a late one changes nothing)",

@@ -104,8 +104,15 @@ def test_given_a_hung_executor_when_its_limit_passes_then_the_try_is_retried_the
         assert worker.pid not in pids and worker.running()
         assert worker.log().count("ending worker process") == 2
         stack.wait_for_drop("job_hang", times=2)
+    elif pool == "gevent":
+        # And the greenlets of the hung tries were ended after the grace, freeing their slots
+        wait_until(
+            lambda: worker.log().count("ending its greenlet") >= 2,
+            GRACE_MS / 1000 + 10,
+            message=worker.log,
+        )
     else:
-        # And the hung tries were abandoned after the grace (a thread or greenlet cannot be ended)
+        # And the hung tries were abandoned after the grace (a thread cannot be ended)
         wait_until(
             lambda: worker.log().count("abandoned") >= 2,
             GRACE_MS / 1000 + 10,
