@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from executors import JobRun, PermanentError, Registry, TransientError
+from executors import JobRun, PermanentError, Registry, Stopped, TransientError
 from jobexec import metrics, outcomes
 from jobexec.cron import InvalidCron, next_fire_time
 from jobexec.db.states import JobType, RunStatus
@@ -256,7 +256,9 @@ class _Try:
                     # The executor gave up as its time ran out (http bounds its call by
                     # run.remaining()): the try ran to its limit, and says so.
                     self.stop_reason = "limit"
-                if self.stop_reason is not None:  # told to stop: that is the outcome
+                if self.stop_reason == "shutdown" and isinstance(exc, Stopped):
+                    return self._hand_back()
+                if self.stop_reason in ("limit", "cancel"):  # told to stop: the outcome
                     return self._stopped()
                 if isinstance(exc, PermanentError):
                     self._fail(str(exc) or type(exc).__name__)
@@ -265,9 +267,9 @@ class _Try:
                     return self._transient(str(exc) or type(exc).__name__, exc.retry_after)
                 # an executor's bug (or a Stopped nobody asked for): retried, as transient
                 return self._transient(f"{type(exc).__name__}: {exc}")
-        if self.stop_reason is not None:
+        if self.stop_reason in ("limit", "cancel"):
             return self._stopped()
-        self._succeed(time.monotonic() - started)
+        self._succeed(time.monotonic() - started)  # also when it finished as the worker stopped
         return None
 
     # --- stopping ---------------------------------------------------------------------------
@@ -356,14 +358,12 @@ class _Try:
             extra=self._fields("job_try_abandoned", reason=reason),
         )
 
-    def _stopped(self) -> RetryLater | HandBack | None:
-        """The outcome of a try told to stop: CANCELLED, a transient time-limit failure, or
-        none at all when the worker stops (the try is handed back)."""
+    def _stopped(self) -> RetryLater | None:
+        """The outcome of a try told to stop: CANCELLED, or a transient time-limit failure.
+        (One stopped by its worker's shutdown hands itself back instead: `_hand_back`.)"""
         if self.stop_reason == "cancel":
             self._cancelled()
             return None
-        if self.stop_reason == "shutdown":
-            return self._hand_back()
         return self._transient(limit_reason(self.limit))
 
     def _hand_back(self) -> HandBack | None:

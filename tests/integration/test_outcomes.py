@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import pytest
 from sqlalchemy import make_url, update
 
-from executors import Executor, JobRun, PermanentError, Registry, TransientError
+from executors import Executor, JobRun, PermanentError, Registry, Stopped, TransientError
 from jobexec.config import Settings
 from jobexec.db.engine import make_engine
 from jobexec.db.migrate import upgrade
@@ -27,7 +27,7 @@ from jobexec.kafka import reliable_producer
 from tests.support.kafka import KafkaTopics
 from tests.support.waiting import wait_until
 from workers.lease import LeaseKeeper
-from workers.lifecycle import RetryLater, WorkerContext, handle
+from workers.lifecycle import HandBack, RetryLater, WorkerContext, handle
 from workers.retry import RetryPolicy
 
 SETTINGS = Settings.load({})
@@ -454,3 +454,45 @@ def test_a_cancelled_job_has_its_running_try_stopped_and_recorded_cancelled(
     assert results == [None]  # no further try
     job = store.job_row("job_c")
     assert job is not None and job["status"] == "CANCELLED"
+
+
+class WaitingExecutor(Executor):
+    """`waiting`: waits up to 10 s, and stops when told (as the built-in executors do)."""
+
+    task: ClassVar[str] = "waiting"
+
+    def execute(self, run: JobRun) -> None:
+        if run.wait(10):
+            raise Stopped("told to stop")
+
+
+def test_a_try_stopped_by_the_worker_shutdown_is_handed_back_and_taken_over_at_once(
+    ctx: WorkerContext, store: JobStore, probe: ProbeExecutor
+) -> None:
+    # Given a try of an executor that stops when told
+    ctx.registry = Registry([probe, WaitingExecutor(SETTINGS)])
+    dispatched(store, "job_w", payload={"task": "waiting"})
+    results: list[RetryLater | HandBack | None] = []
+    first = threading.Thread(target=lambda: results.append(run(ctx, "job_w")))
+    first.start()
+    _wait_for(lambda: store.runs("job_w"))
+
+    # When the worker stops and tells its tries to
+    ctx.leases.stop_all("shutdown")
+    first.join(5)
+
+    # Then the try hands itself back: no outcome, its lease released
+    assert results == [HandBack()]
+    [try_1] = store.runs("job_w")
+    assert try_1["finished_at"] is None
+    job = store.job_row("job_w")
+    assert job is not None and (job["status"], job["attempts"]) == ("RUNNING", 1)
+    # And the requeued message's delivery takes the same try over at once, not after the lease
+    ctx.leases = LeaseKeeper(store, ctx.lease, 10)
+    again: list[RetryLater | HandBack | None] = []
+    second = threading.Thread(target=lambda: again.append(run(ctx, "job_w")))
+    second.start()
+    _wait_for(lambda: store.runs("job_w")[0]["started_at"] > try_1["started_at"])
+    ctx.leases.stop_all("shutdown")
+    second.join(5)
+    assert again == [HandBack()]
