@@ -21,7 +21,7 @@ stage "install jobexec[test] (constraints.txt)"
 stage "services: PostgreSQL, Redis"
 bash scripts/services.sh
 
-stage "browser: chromium (for the Flower test)"
+stage "browser: chromium (for the Flower and console tests, driven by Playwright)"
 if ! command -v chromium >/dev/null 2>&1; then
     sudo_cmd=""
     [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
