@@ -136,11 +136,23 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
 def cmd_db_upgrade(_args: argparse.Namespace) -> int:
     settings = _settings()
+    from sqlalchemy.exc import OperationalError
+
     from jobexec.db.engine import database_url, make_engine, masked
     from jobexec.db.migrate import upgrade
+    from jobexec.masking import mask_text
+    from jobexec.printable import printable
 
     url = database_url(settings)
-    upgrade(make_engine(url))
+    try:
+        upgrade(make_engine(url))
+    except OperationalError as exc:
+        # Unreachable or refusing: one line naming the database, exit 1 like any unreachable
+        # service (exit 2 is kept for settings that are wrong in themselves).
+        first = str(exc.orig or exc).strip().splitlines() or [type(exc).__name__]
+        reason = printable(mask_text(first[0]))
+        print(f"jobexec: cannot reach the job database {masked(url)}: {reason}", file=sys.stderr)
+        return 1
     log.info("schema of %s is up to date", masked(url), extra={"action": "db_upgraded"})
     return 0
 
