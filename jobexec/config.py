@@ -301,7 +301,7 @@ class Settings:
             try:
                 value = key.parse(text)
             except ValueError as exc:
-                shown = MASK if is_secret(name) else repr(text)
+                shown = MASK if is_secret(name) else repr(mask_text(text))
                 raise ConfigError(name, f"is invalid: {shown} ({exc})", self.source(name)) from None
         self._cache[name] = value
         return value
