@@ -1,9 +1,8 @@
 """Property tests of the JobEvent parser (contract sections 4 and 9a): whatever the bytes or
 the task kwargs, the result is a JobEvent within the contract's ranges or a PoisonRecord.
 
-Cases marked xfail(strict=True) are the parser bugs the `hostile` branch fixes (RecursionError
-on deep nesting, attempt beyond a Java int, jobId longer than 255 or a lone surrogate): once
-that branch is merged they pass, and the strict mark makes the run fail until it is removed.
+The section 9a cases (deep nesting, attempt beyond a Java int, jobId longer than 255 or with a
+lone surrogate) have a property each, so a regression there names itself.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from jobexec.events import JobEvent, PoisonRecord
 
 BOUNDED = settings(max_examples=200, deadline=None)
 JAVA_INT_MAX = 2**31 - 1
-KNOWN_BUG = "parser bug fixed on the hostile branch (contract 9a); remove this mark after merging"
 
 json_scalars = (
     st.none()
@@ -96,7 +94,6 @@ def test_task_kwargs_validate_to_their_fields_or_raise_poison_record_only(
     assert (event.job_id, event.attempt) == (job_id, attempt)
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUG)
 @BOUNDED
 @given(attempt=st.integers(min_value=JAVA_INT_MAX + 1))
 def test_an_attempt_beyond_a_java_int_is_poison(attempt: int) -> None:
@@ -104,7 +101,6 @@ def test_an_attempt_beyond_a_java_int_is_poison(attempt: int) -> None:
         JobEvent.parse(json.dumps({"jobId": "job_1", "attempt": attempt}).encode())
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUG)
 @BOUNDED
 @given(job_id=st.text(min_size=256, max_size=2000).filter(str.strip))
 def test_a_job_id_longer_than_255_characters_is_poison(job_id: str) -> None:
@@ -112,7 +108,6 @@ def test_a_job_id_longer_than_255_characters_is_poison(job_id: str) -> None:
         JobEvent.parse(json.dumps({"jobId": job_id}).encode())
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUG)
 @BOUNDED
 @given(
     prefix=st.text(max_size=10),
@@ -128,7 +123,6 @@ def test_a_job_id_with_a_lone_surrogate_is_poison_in_records_and_task_kwargs(
         JobEvent.parse_fields(f"job{prefix}{chr(surrogate)}", 1, None)
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUG)
 @BOUNDED
 @given(depth=st.integers(min_value=2_000, max_value=50_000), opener=st.sampled_from("[{"))
 def test_json_nested_deeper_than_a_jobevent_can_is_poison(depth: int, opener: str) -> None:
