@@ -38,12 +38,14 @@ SECRET_PARAMS = frozenset({"sig", "pw", "sas"})
 
 _SEPARATORS = str.maketrans("", "", "-_.")
 # A URL in text: a scheme, `://`, then everything up to whitespace or a quote.
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s\"'<>]+")
+# Each pattern starts only at the beginning of its token (the look-behinds), so a long run of
+# letters is scanned once, not once per position: masking stays linear in the text's length.
+_URL = re.compile(r"(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]*://[^\s\"'<>]+")
 # `name=value` in a query string or a message; the value ends at `&`, `;`, whitespace or quote.
-_PAIR = re.compile(r"(?P<key>[A-Za-z0-9_.\-\[\]]+)=(?P<value>[^&;\s\"']*)")
+_PAIR = re.compile(r"(?<![A-Za-z0-9_.\-\[\]])(?P<key>[A-Za-z0-9_.\-\[\]]+)=(?P<value>[^&;\s\"']*)")
 # `"name": "value"` or `'name': 'value'` in text (a dict or JSON printed into a message).
 _QUOTED = re.compile(
-    r"(?P<q>[\"'])(?P<key>[^\"']{1,200})(?P=q)(?P<sep>\s*:\s*)(?P<vq>[\"'])(?P<value>.*?)(?P=vq)"
+    r"(?P<q>[\"'])(?P<key>[^\"']{1,200})(?P=q)(?P<sep>\s*:\s*)(?P<vq>[\"'])(?P<value>.{0,2000}?)(?P=vq)"
 )
 
 
