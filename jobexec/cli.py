@@ -151,8 +151,16 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     connection = Connectivity("scheduler")
     producer = reliable_producer(settings.kafka_client_properties, connection)
     sweeper = Sweeper(settings, store, DeadLetterWriter(producer, settings.dead_letter_topic))
+    from jobexec.retention import PruneLoop
+
     scheduler = Scheduler(
-        settings, store, producer, sweeper, connection, dispatch_due=not args.sweep_only
+        settings,
+        store,
+        producer,
+        sweeper,
+        connection,
+        dispatch_due=not args.sweep_only,
+        pruner=PruneLoop.from_settings(settings, JobStore(make_engine(database_url(settings)))),
     )
     _serve_health(settings, scheduler.health)
     scheduler.run(_stop_on_signals())
@@ -187,6 +195,14 @@ def cmd_config(_args: argparse.Namespace) -> int:
     for key, value in sorted(settings.masked().items()):
         print(f"{key}={value}")
     return 0
+
+
+def cmd_console(_args: argparse.Namespace) -> int:
+    settings = _settings()
+    settings.require("configs.jobDb.url")
+    from jobexec.console.app import serve
+
+    return serve(settings)
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -235,6 +251,12 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("config", help="print the effective settings, secrets masked").set_defaults(
         func=cmd_config
     )
+    sub.add_parser(
+        "console",
+        help="the operator's web console: jobs, run history, actions, dead letters",
+        description="Serve the web console on configs.console.host:configs.console.port, "
+        "behind basic auth from secrets.console.username and secrets.console.password.",
+    ).set_defaults(func=cmd_console)
     dev = sub.add_parser("dev", help="run everything on this machine with embedded defaults")
     dev.add_argument("--dir", default=".jobexec-dev", help="working folder [.jobexec-dev]")
     dev.add_argument(
