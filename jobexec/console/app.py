@@ -12,10 +12,10 @@ import binascii
 import contextlib
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -29,9 +29,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from jobexec.commands import CommandError
-from jobexec.commands import jobs as jobs_command
 from jobexec.commands.dlq import DLT_HEADERS, DltRecord, _DltReader
-from jobexec.config import ConfigError, Settings, mask_url_password
+from jobexec.config import ConfigError, Settings
 from jobexec.console import operations
 from jobexec.console.guard import (
     CSRF_FIELD,
@@ -46,6 +45,7 @@ from jobexec.db.admin import JobAdmin
 from jobexec.db.browse import Cursor, JobBrowser, JobFilter, parse_statuses
 from jobexec.db.states import JobStatus, JobType
 from jobexec.db.store import JobStore
+from jobexec.masking import mask_text, mask_value
 
 log = logging.getLogger("jobexec.console")
 
@@ -142,7 +142,7 @@ class Console:
         row = self.store.job_row(job_id)
         if row is None:
             return self.render(request, "missing.html", {"job_id": job_id}, status=404)
-        payload = masked_text(json.dumps(masked_payload(row["payload"]), indent=2, sort_keys=True))
+        payload = masked_text(json.dumps(mask_value(row["payload"]), indent=2, sort_keys=True))
         actions = [
             a for a in operations.ACTIONS if row["status"] in ALLOWED[a] and operations.available(a)
         ]
@@ -283,37 +283,15 @@ def _dead_letter(record: DltRecord, replayed_at: datetime | None) -> dict[str, A
     }
 
 
-# Pages mask as `jobexec jobs show` does, with the functions it uses: the shared masking
-# module's where the command has it, else the command's own.
-def _from_jobs_command(*names: str) -> Callable[[Any], Any] | None:
-    for name in names:
-        found = getattr(jobs_command, name, None)
-        if callable(found):
-            return cast(Callable[[Any], Any], found)
-    return None
-
-
-_MASK_VALUE = _from_jobs_command("mask_value", "masked_payload")
-if _MASK_VALUE is None:
-    raise ImportError("jobexec.commands.jobs masks no payload: the console would show them bare")
-_MASK_TEXT = _from_jobs_command("mask_text") or mask_url_password
-
-
-def masked_payload(payload: Any) -> Any:
-    """A payload as pages show it: credentials in it masked."""
-    assert _MASK_VALUE is not None
-    return _MASK_VALUE(payload)
-
-
 def masked_text(text: str | None) -> str:
-    """Free text as pages show it: passwords written into URLs (and more) hidden."""
-    return str(_MASK_TEXT(text or ""))
+    """Free text as pages show it (failure reasons, errors): secrets in it hidden."""
+    return mask_text(text or "")
 
 
 def _masked_value(raw: bytes | None) -> str:
     text = _shown(raw)
     with contextlib.suppress(ValueError):  # a poison record: shown as text, escaped
-        text = json.dumps(masked_payload(json.loads(text)), sort_keys=True)
+        text = json.dumps(mask_value(json.loads(text)), sort_keys=True)
     return masked_text(text)
 
 
