@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 from sqlalchemy import select
 
+from jobexec.console import operations
 from jobexec.db.schema import dlq_replays
 from tests.e2e.conftest import Stack, http_payload
 from tests.support.network import free_port
@@ -137,6 +138,20 @@ def test_given_a_running_deployment_when_an_operator_uses_the_console_then_it_sh
     expect(page.locator("#job-status")).to_have_text("CANCELLED")
     expect(page.locator(".flash.ok")).to_contain_text("job_sleep cancelled")
     assert stack.row("job_sleep")["status"] == "CANCELLED"
+
+    # Pause and resume of a scheduled job, where this build's CLI has them (runctl's
+    # `jobs pause|resume`); the console never offers an action the CLI lacks
+    page.goto(f"{base}/jobs/job_later_1")
+    pause = page.get_by_role("button", name="Pause")
+    if operations.available("pause"):
+        pause.click()
+        expect(page.locator("#job-status")).to_have_text("PAUSED")
+        assert stack.row("job_later_1")["status"] == "PAUSED"
+        page.get_by_role("button", name="Resume").click()
+        expect(page.locator("#job-status")).to_have_text("SCHEDULED")
+        assert stack.row("job_later_1")["status"] == "SCHEDULED"
+    else:
+        expect(pause).to_have_count(0)
 
     # The dead letter of the failed job is listed and replayed once
     page.goto(f"{base}/dead-letters")
