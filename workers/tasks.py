@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import reprlib
 import socket
 import sys
 from datetime import timedelta
@@ -129,11 +130,13 @@ def register(app: Celery, settings: Settings) -> None:
         try:
             event = JobEvent.parse_fields(job_id, attempt, scheduled_at)
         except PoisonRecord as exc:
+            # A crafted job_id may be megabytes long: log a bounded prefix of it.
+            shown = reprlib.repr(job_id)
             log.error(
-                "malformed task for job %r dropped: %s",
-                job_id,
+                "malformed task for job %s dropped: %s",
+                shown,
                 exc,
-                extra={"action": "task_malformed", "job_id": str(job_id)},
+                extra={"action": "task_malformed", "job_id": shown},
             )
             return
         ctx = context(settings)
