@@ -369,7 +369,7 @@ class _Try:
     def _hand_back(self) -> HandBack | None:
         if not self._take_outcome():
             return None
-        self.ctx.store.release_lease(self.run_id)
+        self.ctx.store.hand_back(self.run_id, self.ctx.lease)
         log.info(
             "job %s try %s handed back unfinished",
             self.job.job_id,

@@ -15,6 +15,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from celery import Celery, bootsteps
@@ -47,6 +48,7 @@ class Rescuer:
         max_attempts: int,
         batch_size: int,
         interval: float,
+        lease: timedelta = timedelta(minutes=1),
     ) -> None:
         self.store = store
         self.publish = publish
@@ -55,6 +57,7 @@ class Rescuer:
         self.max_attempts = max_attempts
         self.batch_size = batch_size
         self.interval = interval
+        self.lease = lease
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -82,13 +85,15 @@ class Rescuer:
             max_attempts=settings.get("configs.retry.max-attempts"),
             batch_size=settings.get("configs.scheduler.batch-size"),
             interval=settings.get("configs.lease.rescue-interval-ms") / 1000,
+            lease=timedelta(milliseconds=settings.get("configs.lease.duration-ms")),
         )
 
     def rescue(self) -> int:
         """One pass: take over every lost try found (up to a batch); returns how many."""
+        redelivered = self._redeliver()
         lost = self.store.lost_tries(self.batch_size)
         if not lost:
-            return 0
+            return redelivered
         taken: list[Dispatch] = []
         if any(job.attempts < self.max_attempts for job in lost):
             # Published inside the transaction: a failed publish rolls the rescue back.
@@ -109,7 +114,20 @@ class Rescuer:
             for job in lost
             if job.attempts >= self.max_attempts
         )
-        return len(taken) + settled
+        return redelivered + len(taken) + settled
+
+    def _redeliver(self) -> int:
+        """Publish again, at the same attempt, handed-back tries nobody took over."""
+        with self.store.redeliver(self.lease, self.batch_size) as again:
+            self.publish(again)
+        for d in again:
+            log.warning(
+                "job %s try %s was handed back and not taken over; publishing it again",
+                d.job_id,
+                d.attempt,
+                extra={"action": "job_redelivered", "job_id": d.job_id, "attempt": d.attempt},
+            )
+        return len(again)
 
     # --- the thread -------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from workers.celeryconf import TASK_NAME
 from workers.lease import LeaseKeeper
 from workers.lifecycle import HandBack, Origin, RetryLater, WorkerContext, handle
 from workers.limits import TimeLimits
+from workers.pools import listen_for_hand_back
 from workers.rescue import rescue_step
 from workers.retry import RetryPolicy
 
@@ -41,6 +42,7 @@ _in_pool_child = False
 def _mark_pool_child(**_kwargs: Any) -> None:
     global _in_pool_child
     _in_pool_child = True
+    listen_for_hand_back()
 
 
 def build_context(settings: Settings) -> WorkerContext:

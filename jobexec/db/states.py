@@ -29,3 +29,6 @@ class RunStatus(StrEnum):
     # The try's worker died: its lease expired unfinished and a rescuer recorded it.
     LOST = "LOST"
     CANCELLED = "CANCELLED"  # its job was cancelled while the try ran
+    # Unfinished: its worker stopped and handed it back; the next delivery takes it over at
+    # once, the rescuer only after its lease (a lost message).
+    HANDED_BACK = "HANDED_BACK"

@@ -74,9 +74,10 @@ _CLAIM_SQL = text(
         FROM job WHERE status = 'RUNNING' AND attempts = :attempt
         ON CONFLICT (job_id, run_at, attempt) DO UPDATE
             SET worker = excluded.worker, started_at = excluded.started_at,
-                lease_expires_at = excluded.lease_expires_at
+                lease_expires_at = excluded.lease_expires_at, status = excluded.status
             WHERE job_runs.finished_at IS NULL
-              AND job_runs.lease_expires_at < excluded.started_at
+              AND (job_runs.lease_expires_at < excluded.started_at
+                   OR job_runs.status = 'HANDED_BACK')
         RETURNING id
     )
     SELECT job.job_id, job.job_type, job.cron_expression, job.payload, job.status,
@@ -97,8 +98,9 @@ _CLAIM_SQLITE_SQL = text(
     FROM jobs WHERE job_id = :job_id AND status = 'RUNNING' AND attempts = :attempt
     ON CONFLICT (job_id, run_at, attempt) DO UPDATE
         SET worker = excluded.worker, started_at = excluded.started_at,
-            lease_expires_at = excluded.lease_expires_at
-        WHERE job_runs.finished_at IS NULL AND job_runs.lease_expires_at < excluded.started_at
+            lease_expires_at = excluded.lease_expires_at, status = excluded.status
+        WHERE job_runs.finished_at IS NULL
+          AND (job_runs.lease_expires_at < excluded.started_at OR job_runs.status = 'HANDED_BACK')
     RETURNING id
     """
 ).bindparams(bindparam("now", type_=UtcDateTime), bindparam("expires", type_=UtcDateTime))
@@ -206,15 +208,16 @@ class JobStore:
                 .values(lease_expires_at=expiry)
             )
 
-    def release_lease(self, run_id: int) -> None:
-        """End an unfinished try's lease now: a worker handing the try back lets the next
-        delivery take it over at once instead of waiting out the lease."""
-        now = datetime.now(UTC) if self._sqlite else func.now()
+    def hand_back(self, run_id: int, lease: timedelta) -> None:
+        """Mark an unfinished try HANDED_BACK: the next delivery of its message takes it over
+        at once (the claim), while its lease, renewed for `lease`, keeps rescuers off it, so a
+        graceful stop never spends an attempt. Only a lost message waits out the lease."""
+        expiry = datetime.now(UTC) + lease if self._sqlite else func.now() + lease
         with self.engine.begin() as conn:
             conn.execute(
                 update(job_runs)
                 .where(job_runs.c.id == run_id, job_runs.c.finished_at.is_(None))
-                .values(lease_expires_at=now)
+                .values(status=RunStatus.HANDED_BACK, lease_expires_at=expiry)
             )
 
     def cancelled_runs(self, run_ids: Sequence[int]) -> list[int]:
@@ -552,12 +555,55 @@ class JobStore:
                 conn.rollback()
         return bool(settled)
 
+    @contextmanager
+    def redeliver(self, lease: timedelta, limit: int) -> Iterator[list[Dispatch]]:
+        """Handed-back tries whose lease expired before any delivery took them over (their
+        requeued message was lost): renew their lease and yield them, to be published again
+        at the same attempt inside the block. A graceful stop never spends an attempt.
+
+        An autocommit read first; a transaction only when there is something to redeliver.
+        """
+        now = datetime.now(UTC)
+        expired_by = now if self._sqlite else func.now()
+        waiting = (
+            job_runs.c.finished_at.is_(None),
+            job_runs.c.status == RunStatus.HANDED_BACK,
+            job_runs.c.lease_expires_at < expired_by,
+        )
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            ids = (
+                conn.execute(
+                    select(job_runs.c.id)
+                    .select_from(jobs)
+                    .join(job_runs, _current_try)
+                    .where(jobs.c.status == JobStatus.RUNNING, *waiting)
+                    .limit(limit)
+                )
+                .scalars()
+                .all()
+            )
+        if not ids:
+            yield []
+            return
+        expiry = now + lease if self._sqlite else func.now() + lease
+        with self.engine.begin() as conn:
+            # Re-checked on each row's latest version: a takeover or another rescuer wins.
+            rows = conn.execute(
+                update(job_runs)
+                .where(job_runs.c.id.in_(ids), *waiting)
+                .values(lease_expires_at=expiry)
+                .returning(job_runs.c.job_id, job_runs.c.attempt, job_runs.c.run_at)
+            ).all()
+            yield [Dispatch(r.job_id, r.attempt, r.run_at) for r in rows]
+
     def _lost_now(self, now: datetime) -> tuple[Any, ...]:
         expired_by = now if self._sqlite else func.now()
         return (
             jobs.c.status == JobStatus.RUNNING,
             job_runs.c.finished_at.is_(None),
             job_runs.c.lease_expires_at < expired_by,
+            # A handed-back try did not lose its worker: it is redelivered, not lost.
+            job_runs.c.status != RunStatus.HANDED_BACK,
         )
 
 
@@ -582,6 +628,7 @@ _RESCUE_SQL = text(
                        AND r.attempt = j.attempts
         WHERE j.status = 'RUNNING' AND j.attempts < :max_attempts
           AND r.finished_at IS NULL AND r.lease_expires_at < now()
+          AND r.status <> 'HANDED_BACK'
         ORDER BY r.lease_expires_at
         LIMIT :limit
         FOR UPDATE OF j SKIP LOCKED
@@ -596,6 +643,7 @@ _RESCUE_SQL = text(
         WHERE r.job_id = lost.job_id AND r.run_at = lost.next_run_at
           AND r.attempt = lost.attempts
           AND r.finished_at IS NULL AND r.lease_expires_at < now()
+          AND r.status <> 'HANDED_BACK'
         RETURNING r.job_id, r.attempt
     )
     UPDATE jobs j SET attempts = j.attempts + 1, updated_at = now()

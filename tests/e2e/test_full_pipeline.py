@@ -86,11 +86,9 @@ def test_given_a_run_in_flight_when_sigterm_then_each_process_exits_0_in_10s_and
     row = stack.row("job_slow")
     assert row["status"] in {"RUNNING", "COMPLETED"}, row
     if row["status"] == "RUNNING":
-        # Try 1, handed back; or try 2 when a rescuer saw try 1's lease end first and
-        # recorded it LOST (the stopping worker's own rescuer may)
-        assert row["attempts"] in (1, 2), row
-        if row["attempts"] == 2:
-            assert stack.store.runs("job_slow")[0]["status"] == "LOST"
+        # Try 1, handed back: a graceful stop spends no attempt, whatever rescuers see
+        assert row["attempts"] == 1, row
+        assert [r["status"] for r in stack.store.runs("job_slow")] == ["HANDED_BACK"]
         # And a new worker picks the handed-back task up and finishes the run
         stack.start("worker", pool=pool)
         row = stack.wait_status("job_slow", "COMPLETED", "FAILED", timeout=40)

@@ -69,6 +69,7 @@ def claimed(
     lease_left: timedelta,
     attempt: int = 1,
     finished: bool = False,
+    run_status: str = "RUNNING",
     **row: object,
 ) -> datetime:
     """A RUNNING job whose current try a worker claimed; its lease ends `lease_left` from now
@@ -98,7 +99,7 @@ def claimed(
                 run_at=next_run_at,
                 attempt=attempt,
                 worker="dead-host/4242",
-                status="SUCCEEDED" if finished else "RUNNING",
+                status="SUCCEEDED" if finished else run_status,
                 started_at=now - timedelta(minutes=5),
                 lease_expires_at=now + lease_left,
                 finished_at=now - timedelta(minutes=1) if finished else None,
@@ -329,3 +330,42 @@ def test_a_rescue_whose_publish_failed_is_rolled_back_and_done_again(pg_url: str
     assert runs(store, "job_a") == [(1, "RUNNING", False)]
     assert [d.attempt for d in rescue(store)] == [2]
     engine.dispose()
+
+
+def test_a_handed_back_try_is_never_recorded_lost_but_published_again_at_its_attempt(
+    store: JobStore,
+) -> None:
+    # Given a try its worker handed back at shutdown, whose requeued message never came
+    # back before the lease ran out (lost with a broker restart, say)
+    run_at = claimed(store, "job_back", lease_left=-timedelta(seconds=1), run_status="HANDED_BACK")
+
+    # When a rescuer makes its pass
+    assert store.lost_tries(100) == []
+    assert rescue(store) == []
+    with store.redeliver(timedelta(seconds=30), 100) as again:
+        published = list(again)
+
+    # Then the same try is published again: no attempt spent, nothing recorded LOST
+    assert published == [Dispatch("job_back", 1, run_at)]
+    row = store.job_row("job_back")
+    assert row is not None and (row["status"], row["attempts"]) == ("RUNNING", 1)
+    assert runs(store, "job_back") == [(1, "HANDED_BACK", False)]
+    # And once: its lease is renewed, so the next pass leaves it to the delivery
+    with store.redeliver(timedelta(seconds=30), 100) as again:
+        assert again == []
+
+
+def test_a_handed_back_try_with_a_live_lease_is_taken_over_at_once_by_its_delivery(
+    store: JobStore,
+) -> None:
+    # Given a try handed back a moment ago: its lease still runs
+    claimed(store, "job_back", lease_left=timedelta(seconds=30), run_status="HANDED_BACK")
+
+    # When its requeued message is delivered
+    job, _now, claim = store.claim("job_back", 1, "new-host/1", timedelta(seconds=30))
+
+    # Then the delivery takes the same try over at once, and it runs again
+    assert job is not None and claim is not None and claim.run_id is not None
+    assert runs(store, "job_back") == [(1, "RUNNING", False)]
+    with store.redeliver(timedelta(seconds=30), 100) as again:
+        assert again == []

@@ -9,7 +9,7 @@ import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -44,6 +44,11 @@ class FakeStore:
         return self.lost
 
     @contextmanager
+    def redeliver(self, lease: timedelta, limit: int) -> Iterator[list[Dispatch]]:
+        self.calls.append("redeliver")
+        yield []
+
+    @contextmanager
     def rescue(self, max_attempts: int, limit: int) -> Iterator[list[Dispatch]]:
         self.calls.append("rescue")
         yield [
@@ -76,7 +81,7 @@ def test_a_pass_that_finds_nothing_is_one_read_and_opens_no_transaction() -> Non
     store = FakeStore()
     published: list[Dispatch] = []
     assert rescuer(store, published).rescue() == 0
-    assert store.calls == ["lost_tries"]
+    assert store.calls == ["redeliver", "lost_tries"]
     assert published == []
 
 
@@ -85,13 +90,13 @@ def test_lost_tries_with_tries_left_are_published_the_spent_ones_settled() -> No
     published: list[Dispatch] = []
     assert rescuer(store, published).rescue() == 2
     assert published == [Dispatch("job_retry", 2, NOW)]
-    assert store.calls == ["lost_tries", "rescue", "settle_lost:job_spent"]
+    assert store.calls == ["redeliver", "lost_tries", "rescue", "settle_lost:job_spent"]
 
 
 def test_only_spent_lost_tries_need_no_rescue_transaction() -> None:
     store = FakeStore([job("job_spent", 3)])
     assert rescuer(store, []).rescue() == 1
-    assert store.calls == ["lost_tries", "settle_lost:job_spent"]
+    assert store.calls == ["redeliver", "lost_tries", "settle_lost:job_spent"]
 
 
 def test_a_failing_pass_is_logged_once_per_outage_and_the_loop_goes_on(
