@@ -22,6 +22,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from jobexec.config_error import ConfigError
+
 log = logging.getLogger("jobexec.health")
 
 Readiness = Callable[[], dict[str, bool]]
@@ -50,8 +52,14 @@ def _registry() -> CollectorRegistry:
     return REGISTRY
 
 
-def serve(host: str, port: int, health: Health) -> ThreadingHTTPServer:
-    """Serve in a daemon thread; the caller keeps the server to shut it down."""
+def serve(
+    host: str, port: int, health: Health, source: str = "configs.metrics.port"
+) -> ThreadingHTTPServer:
+    """Serve in a daemon thread; the caller keeps the server to shut it down.
+
+    A port that cannot be bound (another process on this host has it) is a ConfigError naming
+    configs.metrics.port and `source`, where the port was set.
+    """
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -80,7 +88,11 @@ def serve(host: str, port: int, health: Health) -> ThreadingHTTPServer:
         def log_message(self, format: str, *args: object) -> None:  # probes are not news
             return
 
-    server = ThreadingHTTPServer((host, port), Handler)
+    try:
+        server = ThreadingHTTPServer((host, port), Handler)
+    except OSError as exc:
+        problem = f"{port} cannot be bound on {host}: {exc.strerror or exc}"
+        raise ConfigError("configs.metrics.port", problem, source) from None
     threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
     log.info(
         "metrics and health on http://%s:%s",

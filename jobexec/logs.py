@@ -9,6 +9,11 @@ from datetime import UTC, datetime
 
 # Attributes every LogRecord has; anything else came from `extra=` and belongs in the event.
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+# Loggers of jobexec's own code; every other line (celery, kombu...) is a library's, and so is
+# librdkafka's, which confluent-kafka hands to jobexec.kafka.client.
+_OWN_LOGGERS = ("jobexec", "bridge", "workers", "executors")
+_LIBRARY_LOGGERS = ("jobexec.kafka.client",)
+LIBRARY_ACTION = "library_log"
 
 
 class JsonFormatter(logging.Formatter):
@@ -20,12 +25,15 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         event |= {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+        if record.name.startswith(_LIBRARY_LOGGERS) or not record.name.startswith(_OWN_LOGGERS):
+            event.setdefault("action", LIBRARY_ACTION)
         if record.exc_info:
             event["exception"] = self.formatException(record.exc_info)
         return json.dumps(event, default=str)
 
 
-def configure(fmt: str = "plain", level: int = logging.INFO) -> None:
+def configure(fmt: str = "plain", level: int | str = logging.INFO) -> None:
+    """Route every process's log lines to stderr, plain or JSON, at `configs.logging.level`."""
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
