@@ -121,9 +121,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if settings.get("configs.metrics.port"):
         # Prefork children count in files here; the parent serves their sum.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="jobexec-metrics-")
+        from jobexec.db.engine import database_url
         from jobexec.health import Health
+        from workers.readiness import WorkerReadiness
 
-        _serve_health(settings, Health(stale_after=float("inf")))
+        health = Health(stale_after=float("inf"))
+        health.readiness = WorkerReadiness(settings.broker_url, database_url(settings))
+        _serve_health(settings, health)
     from workers.app import app
 
     argv = [
