@@ -273,3 +273,22 @@ def test_classpath_location_asks_for_a_file_path(location: str) -> None:
     message = str(caught.value)
     assert "SPRING_CONFIG_LOCATION" in message
     assert "give a file path" in message
+
+
+# --- configs.logging.level ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "level"), [("debug", "DEBUG"), ("WARN", "WARNING"), (" error ", "ERROR")]
+)
+def test_logging_level_takes_springs_names(given: str, level: str) -> None:
+    assert Settings.load({"CONFIGS_LOGGING_LEVEL": given}).get("configs.logging.level") == level
+
+
+def test_logging_level_defaults_to_info() -> None:
+    assert Settings.load({}).get("configs.logging.level") == "INFO"
+
+
+def test_unknown_logging_level_is_a_config_error_naming_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"configs\.logging\.level is invalid: 'LOUD'"):
+        Settings.load({"CONFIGS_LOGGING_LEVEL": "LOUD"})
