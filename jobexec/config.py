@@ -76,6 +76,13 @@ def _log_level(raw: str) -> str:
     return value
 
 
+def _smtp_tls(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"starttls", "ssl", "none"}:
+        raise ValueError("must be starttls, ssl or none")
+    return value
+
+
 @dataclass(frozen=True)
 class Key:
     name: str
@@ -110,6 +117,12 @@ KEYS: tuple[Key, ...] = (
     Key("configs.bridge.commit-interval-ms", "1000", _positive_int, "offset commit cadence"),
     Key("configs.lease.duration-ms", "60000", _positive_int, "how long a claimed run is held"),
     Key("configs.lease.heartbeat-ms", "15000", _positive_int, "lease renewal period"),
+    Key(
+        "configs.lease.rescue-interval-ms",
+        "5000",
+        _non_negative_int,
+        "how often each worker takes over tries whose lease expired; 0 = never",
+    ),
     Key("configs.scheduler.max-sleep-ms", "1000", _positive_int, "longest scheduler idle sleep"),
     Key("configs.scheduler.batch-size", "500", _positive_int, "due jobs claimed per statement"),
     Key(
@@ -121,7 +134,8 @@ KEYS: tuple[Key, ...] = (
     Key("configs.sweeper.interval-ms", "10000", _positive_int, "how often the sweeper looks"),
     Key("configs.executors.http.allowed-hosts", "", _text, "http executor host allow-list"),
     Key("configs.smtp.host", "localhost", _text, "SMTP server for send_email"),
-    Key("configs.smtp.port", "25", _positive_int, "SMTP port"),
+    Key("configs.smtp.port", "25", _positive_int, "SMTP port [465 with configs.smtp.tls=ssl]"),
+    Key("configs.smtp.tls", "starttls", _smtp_tls, "SMTP TLS: starttls, ssl (implicit) or none"),
     Key("configs.smtp.from", "jobexec@localhost", _text, "sender address of send_email"),
     Key("secrets.smtp.username", None, _text, "SMTP user"),
     Key("secrets.smtp.password", None, _text, "SMTP password"),

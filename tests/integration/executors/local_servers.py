@@ -5,8 +5,8 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-import socket
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -19,14 +19,6 @@ from jobexec.config import Settings
 
 SMTP_USER = "mailer"
 SMTP_PASSWORD = "s3cret-Passw0rd"
-
-
-def free_port() -> int:
-    """A local port free right now (aiosmtpd's Controller cannot bind port 0)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 # --- HTTP ---------------------------------------------------------------------------------------
@@ -48,11 +40,16 @@ class RecordedRequest:
 
 @dataclass
 class Reply:
-    """A scripted answer: status, optional delay before answering, extra headers."""
+    """A scripted answer: status, optional delay before answering, extra headers.
+
+    With `trickle`, the status line is sent at once and then one byte of a never-ending
+    header every `trickle` seconds, until the client hangs up or the server stops.
+    """
 
     status: int = 200
     delay: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
+    trickle: float | None = None
 
 
 class ScriptedHttpServer:
@@ -62,6 +59,7 @@ class ScriptedHttpServer:
         self.requests: list[RecordedRequest] = []
         self.replies: deque[Reply] = deque()
         self.released = threading.Event()  # ends scripted delays at teardown
+        self.trickled_at: list[float] = []  # when each trickled byte was sent
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(
@@ -69,8 +67,13 @@ class ScriptedHttpServer:
         )
 
     @property
+    def port(self) -> int:
+        port: int = self._server.server_address[1]
+        return port
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
     def script(self, *replies: int | Reply) -> None:
         self.replies.extend(r if isinstance(r, Reply) else Reply(r) for r in replies)
@@ -102,6 +105,9 @@ class ScriptedHttpServer:
                 )
                 if reply.delay:
                     server.released.wait(reply.delay)
+                if reply.trickle is not None:
+                    self._trickle(reply)
+                    return
                 try:
                     self.send_response(reply.status)
                     for name, value in reply.headers.items():
@@ -110,6 +116,18 @@ class ScriptedHttpServer:
                     self.end_headers()
                 except OSError:
                     pass  # the client stopped waiting (timeout tests)
+
+            def _trickle(self, reply: Reply) -> None:
+                self.close_connection = True
+                try:
+                    self.wfile.write(f"HTTP/1.1 {reply.status} OK\r\nX-Slow: ".encode())
+                    self.wfile.flush()
+                    while not server.released.wait(reply.trickle):
+                        self.wfile.write(b"a")
+                        self.wfile.flush()
+                        server.trickled_at.append(time.monotonic())
+                except OSError:
+                    pass  # the client gave up: what the trickle tests expect
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
@@ -158,16 +176,24 @@ class CollectingHandler:
         return "250 Message accepted for delivery"
 
 
-def authenticate(
-    server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
-) -> AuthResult:
-    """aiosmtpd authenticator accepting SMTP_USER / SMTP_PASSWORD only."""
-    ok = (
-        isinstance(auth_data, LoginPassword)
-        and auth_data.login == SMTP_USER.encode()
-        and auth_data.password == SMTP_PASSWORD.encode()
-    )
-    return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535
+class Authenticator:
+    """aiosmtpd authenticator accepting SMTP_USER / SMTP_PASSWORD only; records every AUTH."""
+
+    def __init__(self) -> None:
+        self.attempts: list[tuple[str, bool]] = []  # (mechanism, over TLS)
+
+    def __call__(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        # session.ssl is set after STARTTLS only; an implicit-TLS transport has its ssl_object
+        over_tls = session.ssl is not None or server.transport.get_extra_info("ssl_object")
+        self.attempts.append((mechanism, bool(over_tls)))
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login == SMTP_USER.encode()
+            and auth_data.password == SMTP_PASSWORD.encode()
+        )
+        return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535
 
 
 @dataclass
@@ -176,11 +202,14 @@ class SmtpServer:
 
     handler: CollectingHandler
     port: int
+    authenticator: Authenticator
+    tls: str = "none"  # the configs.smtp.tls value that fits this server
 
     def settings(self, **environ: str) -> Settings:
         base = {
             "CONFIGS_SMTP_HOST": "127.0.0.1",
             "CONFIGS_SMTP_PORT": str(self.port),
             "CONFIGS_SMTP_FROM": "jobs@example.com",
+            "CONFIGS_SMTP_TLS": self.tls,
         }
         return Settings.load({**base, **environ})
