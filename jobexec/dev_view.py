@@ -33,13 +33,13 @@ def render(
     lines = [*header, ""] if header else []
     lines.append(f"[{stamp} UTC] jobs (first {JOBS_SHOWN} by id)")
     lines.append(
-        f"  {'job':<30} {'type':<10} {'status':<10} {'next run (UTC)':<20} {'tries':>5}  last try"
+        f"  {'job':<40} {'type':<10} {'status':<10} {'next run (UTC)':<20} {'tries':>5}  last try"
     )
     for row in jobs:
         latest = last_try.get(row["job_id"])
         next_run = row["next_run_at"].astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
         lines.append(
-            f"  {row['job_id']:<30} {row['job_type']:<10} {row['status']:<10} {next_run:<20} "
+            f"  {row['job_id']:<40} {row['job_type']:<10} {row['status']:<10} {next_run:<20} "
             f"{row['attempts']:>5}  {latest['status'] if latest else '-'}"
         )
     lines.append(f"latest tries (newest first, {RUNS_SHOWN} at most)")
@@ -47,7 +47,7 @@ def render(
         error = f"  {run['error'][:60]}" if run["error"] else ""
         lines.append(
             f"  {_time(run['started_at'])} -> {_time(run['finished_at'])}  "
-            f"{run['job_id']:<30} try {run['attempt']:<3} {run['status']}{error}"
+            f"{run['job_id']:<40} try {run['attempt']:<3} {run['status']}{error}"
         )
     return lines
 
