@@ -367,6 +367,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"jobexec: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Ctrl-C on a short command (jobs, dlq, db upgrade) ends it as SIGTERM would, quietly.
+        print("jobexec: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
     return code
 
 
