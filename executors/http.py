@@ -41,6 +41,7 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 # Statuses worth another try; every other non-2xx status fails the run for good.
 TRANSIENT_STATUSES = frozenset({408, 429})
 RETRY_AFTER_STATUSES = frozenset({429, 503})
+REUSE_BODY_BYTES = 64 * 1024  # bodies up to this size are read so the connection is reused
 # jobexec sets these from the URL and the body; a payload that sets them would contradict it.
 FORBIDDEN_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -290,7 +291,10 @@ class HttpExecutor(Executor):
             with bounded_call(time.monotonic() + budget, run.stop):
                 # streamed so that a large response body is never read: only the status matters
                 response = self.client.send(outgoing, stream=True)
-                response.close()
+                try:
+                    _drain_small_body(response)
+                finally:
+                    response.close()
         except CallStopped:
             raise Stopped(f"{request.target} aborted: the try was told to stop") from None
         except AddressRefused as exc:
@@ -310,6 +314,21 @@ class HttpExecutor(Executor):
 
     def close(self) -> None:
         self.client.close()
+
+
+def _drain_small_body(response: httpx.Response) -> None:
+    """Read a short body to its end, so that its connection goes back to the pool.
+
+    The status is known: a failure here, even the deadline or a stop, changes no outcome.
+    """
+    length = response.headers.get("content-length", "")
+    if not (length.isascii() and length.isdigit() and int(length) <= REUSE_BODY_BYTES):
+        return  # a long or unsized body: closing the connection is cheaper than reading it
+    try:
+        for _chunk in response.iter_raw():
+            pass
+    except (httpx.HTTPError, CallStopped):
+        pass
 
 
 def _check_status(response: httpx.Response, request: HttpRequest) -> None:

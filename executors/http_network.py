@@ -188,10 +188,7 @@ class GuardedBackend(httpcore.NetworkBackend):
         left = _budget(None)
         if left is not None and left <= 0:
             raise httpcore.ConnectTimeout("the call's deadline passed")
-        try:
-            resolved = self.resolver(host, port)
-        except (OSError, UnicodeError) as exc:
-            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+        resolved = _resolve(self.resolver, host, port, timeout)
         if not resolved:
             raise httpcore.ConnectError(f"{host} resolved to no address")
         for _family, sockaddr in resolved:
@@ -217,6 +214,37 @@ class GuardedBackend(httpcore.NetworkBackend):
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
+
+
+def _resolve(resolver: Resolver, host: str, port: int, timeout: float | None) -> Resolved:
+    """The resolver's answer, waited for in slices: a hanging DNS server holds no call past its
+    deadline or its stop (the lookup itself finishes, unobserved, in its own thread)."""
+    answer: list[Resolved] = []
+    failure: list[BaseException] = []
+    done = threading.Event()
+
+    def lookup() -> None:
+        try:
+            answer.append(resolver(host, port))
+        except BaseException as exc:  # handed to the caller below
+            failure.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=lookup, name=f"resolve {host}", daemon=True).start()
+    limit = None if timeout is None else time.monotonic() + timeout
+    while True:
+        left = _budget(limit)
+        if left is not None and left <= 0:
+            raise httpcore.ConnectTimeout(f"resolving {host} did not finish before the deadline")
+        if done.wait(SLICE_SECONDS if left is None else min(left, SLICE_SECONDS)):
+            break
+    if failure:
+        exc = failure[0]
+        if isinstance(exc, OSError | UnicodeError):
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+        raise exc
+    return answer[0]
 
 
 def _connect(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import email.errors
 import smtplib
 import ssl
 from collections.abc import Mapping, Sequence
@@ -76,7 +75,9 @@ class Email:
             message["X-Job-Id"] = job_id_header(job_id)
             message.set_content(self.body)
             message.as_bytes()  # what smtplib will do: fail here, permanently, not mid-send
-        except (ValueError, TypeError, LookupError, IndexError, email.errors.MessageError) as exc:
+        except Exception as exc:
+            # the email package's header parser raises assorted errors on malformed addresses
+            # (AttributeError for "To: .:"): all of them are this payload's mistake
             raise PermanentError(
                 f"payload cannot form an email message: {type(exc).__name__}"
             ) from None

@@ -188,8 +188,16 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     connection = Connectivity("scheduler")
     producer = reliable_producer(settings.kafka_client_properties, connection)
     sweeper = Sweeper(settings, store, DeadLetterWriter(producer, settings.dead_letter_topic))
+    from jobexec.retention import PruneLoop
+
     scheduler = Scheduler(
-        settings, store, producer, sweeper, connection, dispatch_due=not args.sweep_only
+        settings,
+        store,
+        producer,
+        sweeper,
+        connection,
+        dispatch_due=not args.sweep_only,
+        pruner=PruneLoop.from_settings(settings, JobStore(make_engine(database_url(settings)))),
     )
     _serve_health(settings, scheduler.health)
     scheduler.run(_stop_on_signals())
@@ -221,6 +229,14 @@ def cmd_config(_args: argparse.Namespace) -> int:
         else:
             print(f"# {key.name}={key.default} (default)")
     return 0
+
+
+def cmd_console(_args: argparse.Namespace) -> int:
+    settings = _settings()
+    settings.require("configs.jobDb.url")
+    from jobexec.console.app import serve
+
+    return serve(settings)
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -334,6 +350,13 @@ def parser() -> argparse.ArgumentParser:
         "Settings that are set print as key=value; those left at their default print commented, "
         "as '# key=value (default)', so the output is itself a valid properties file. " + _LOCATION,
     ).set_defaults(func=cmd_config)
+    _command(
+        sub,
+        "console",
+        "the operator's web console: jobs, run history, actions, dead letters",
+        "Serves the web console on configs.console.host:configs.console.port, behind basic auth "
+        "from secrets.console.username and secrets.console.password. " + _LOCATION,
+    ).set_defaults(func=cmd_console)
     dev = _command(
         sub,
         "dev",

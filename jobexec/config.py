@@ -147,6 +147,22 @@ KEYS: tuple[Key, ...] = (
     Key("secrets.flower.password", None, _text, "Flower basic-auth password"),
     Key("configs.metrics.port", "0", _non_negative_int, "metrics and health port; 0 = off"),
     Key("configs.metrics.host", "0.0.0.0", _text, "address the metrics/health server binds"),
+    Key(
+        "configs.history.retention-days",
+        "30",
+        _positive_int,
+        "finished rows of job_runs and dlq_replays are kept this many days",
+    ),
+    Key(
+        "configs.history.prune-interval-ms",
+        "3600000",
+        _non_negative_int,
+        "how often the scheduler and the workers prune old history; 0 = never",
+    ),
+    Key("configs.console.host", "127.0.0.1", _text, "address `jobexec console` binds"),
+    Key("configs.console.port", "8080", _positive_int, "port of `jobexec console`"),
+    Key("secrets.console.username", None, _text, "console basic-auth user"),
+    Key("secrets.console.password", None, _text, "console basic-auth password"),
 )
 _KEYS_BY_CANON = {k.name.lower().replace("-", ""): k for k in KEYS}
 

@@ -20,7 +20,7 @@ from typing import Any
 from celery import Celery, bootsteps
 
 from bridge.publisher import Enqueue
-from jobexec.config import Settings
+from jobexec.config import Settings, mask_url_password
 from jobexec.db.engine import database_url, make_engine
 from jobexec.db.store import Dispatch, JobStore
 from jobexec.deadletter import DeadLetterWriter
@@ -120,7 +120,7 @@ class Rescuer:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(5)
+            self._thread.join(2)  # within the worker's 10 s stop; a pass cut short rolls back
 
     def _run(self) -> None:
         log.info(
@@ -128,16 +128,24 @@ class Rescuer:
             self.interval,
             extra={"action": "rescuer_started"},
         )
+        failing = False
         while not self._stop.is_set():
             try:
                 self.rescue()
             except Exception as exc:  # the database or the broker is away: try next time
-                log.warning(
-                    "rescue of lost tries failed: %s: %s",
-                    type(exc).__name__,
-                    str(exc).splitlines()[0] if str(exc) else "",
-                    extra={"action": "rescue_failed"},
-                )
+                if not failing:  # once per outage, not once per pass
+                    log.warning(
+                        "rescue of lost tries failed, retrying every %gs: %s: %s",
+                        self.interval,
+                        type(exc).__name__,
+                        mask_url_password((str(exc).splitlines() or [""])[0]),
+                        extra={"action": "rescue_failed"},
+                    )
+                failing = True
+            else:
+                if failing:
+                    log.info("rescue of lost tries works again", extra={"action": "rescue_ok"})
+                failing = False
             self._stop.wait(self.interval)
         self.store.engine.dispose()
 

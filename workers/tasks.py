@@ -20,6 +20,7 @@ from jobexec.db.store import JobStore
 from jobexec.deadletter import DeadLetterWriter
 from jobexec.events import JobEvent, PoisonRecord
 from jobexec.kafka import reliable_producer
+from jobexec.retention import prune_step
 from workers.celeryconf import TASK_NAME
 from workers.lease import LeaseKeeper
 from workers.lifecycle import Origin, WorkerContext, handle
@@ -90,6 +91,7 @@ def context(settings: Settings) -> WorkerContext:
 
 def register(app: Celery, settings: Settings) -> None:
     app.steps["worker"].add(rescue_step(settings))  # tries of dead workers are taken over
+    app.steps["worker"].add(prune_step(settings))  # history retention, also with no scheduler
 
     @app.task(name=TASK_NAME, bind=True)  # type: ignore[untyped-decorator]
     def execute_job(

@@ -12,9 +12,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    tuple_,
+    update,
+)
 
-from jobexec.db.schema import UtcDateTime, job_runs, jobs
+from jobexec.db.schema import UtcDateTime, dlq_replays, job_runs, jobs
 from jobexec.db.states import JobStatus, RunStatus
 
 
@@ -387,6 +399,44 @@ class JobStore:
             rows = conn.execute(select(*columns).order_by(job_runs.c.id.desc()).limit(limit))
             return [dict(r._mapping) for r in rows]
 
+    # --- retention --------------------------------------------------------------------------
+    # History rows are deleted a batch per statement, each its own short transaction, by
+    # primary key: no statement holds locks on more than `batch` rows for long.
+
+    def prune_runs(self, finished_before: datetime, batch: int) -> int:
+        """Delete up to `batch` tries that finished before the cutoff; unfinished ones stay."""
+        old = (
+            select(job_runs.c.id)
+            .where(job_runs.c.finished_at < finished_before)
+            .order_by(job_runs.c.finished_at)
+            .limit(batch)
+            .scalar_subquery()
+        )
+        with self.engine.begin() as conn:
+            return int(conn.execute(delete(job_runs).where(job_runs.c.id.in_(old))).rowcount)
+
+    def prune_replays(self, replayed_before: datetime, batch: int) -> int:
+        """Delete up to `batch` dead-letter replay markers older than the cutoff."""
+        key = (dlq_replays.c.topic, dlq_replays.c.partition, dlq_replays.c.offset)
+        old = select(*key).where(dlq_replays.c.replayed_at < replayed_before).limit(batch)
+        with self.engine.begin() as conn:
+            return int(conn.execute(delete(dlq_replays).where(tuple_(*key).in_(old))).rowcount)
+
+    @contextmanager
+    def pruning_lock(self) -> Iterator[bool]:
+        """True for the one process allowed to prune now (a PostgreSQL advisory lock held for
+        the block); on SQLite always True, its writers being serialised anyway."""
+        if self._sqlite:
+            yield True
+            return
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            held = bool(conn.execute(_TRY_PRUNE_LOCK).scalar())
+            try:
+                yield held
+            finally:
+                if held:
+                    conn.execute(_PRUNE_UNLOCK)
+
     # --- rescue -----------------------------------------------------------------------------
     # A try whose lease expired unfinished lost its worker. Workers rescue such tries (see
     # workers/rescue.py); the try's run row is where a rescuer and a worker taking the same try
@@ -554,3 +604,7 @@ _RESCUE_SQL = text(
     RETURNING j.job_id, j.attempts, j.next_run_at
     """
 )
+
+# One pruner at a time across schedulers and workers: a session-level advisory lock.
+_TRY_PRUNE_LOCK = text("SELECT pg_try_advisory_lock(hashtext('jobexec-history-retention'))")
+_PRUNE_UNLOCK = text("SELECT pg_advisory_unlock(hashtext('jobexec-history-retention'))")

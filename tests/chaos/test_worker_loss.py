@@ -21,6 +21,7 @@ pytestmark = pytest.mark.chaos
 LEASE_S = 6.0
 BOUND_S = LEASE_S + 30  # contract section 9
 CALL_S = 1.0
+CONCURRENCY = 4  # the worker's pool, as ChaosStack.launch starts it
 
 
 def test_given_no_scheduler_when_the_whole_worker_is_killed_9_then_its_tries_are_rescued_within_the_bound(  # noqa: E501
@@ -29,6 +30,7 @@ def test_given_no_scheduler_when_the_whole_worker_is_killed_9_then_its_tries_are
     # Given a bridge and a worker, no scheduler, and a queue of slow http jobs
     private_redis = chaos.use_private_redis()
     ids = job_ids("loss", scaled(80))
+    work_s = len(ids) * CALL_S / CONCURRENCY  # the whole stream on one worker
     chaos.configure_chaos(
         {
             "configs.lease.duration-ms": str(int(LEASE_S * 1000)),
@@ -37,7 +39,7 @@ def test_given_no_scheduler_when_the_whole_worker_is_killed_9_then_its_tries_are
     )
     chaos.http.delay(EXEC_PATH, CALL_S)
     chaos.insert_http_jobs(ids)
-    first = chaos.launch("worker")
+    first = chaos.launch("worker", concurrency=CONCURRENCY)
     chaos.launch("bridge")
     chaos.stream([job_event(j) for j in ids], per_second=200).join()
 
@@ -48,7 +50,7 @@ def test_given_no_scheduler_when_the_whole_worker_is_killed_9_then_its_tries_are
     killed_at = time.monotonic()
     first.kill()
     # And a new worker starts at once
-    chaos.launch("worker")
+    chaos.launch("worker", concurrency=CONCURRENCY)
 
     # Then every cut-off try is taken over within the bound: recorded LOST, try 2 published
     # (it then waits its turn behind the jobs still queued, like any try)
@@ -65,9 +67,9 @@ def test_given_no_scheduler_when_the_whole_worker_is_killed_9_then_its_tries_are
 
     wait_until(cut_off_taken_over, BOUND_S + 30, interval=0.1, message=trace)
     taken_over_s = time.monotonic() - killed_at
-    wait_until(cut_off_completed, 120, interval=0.2, message=trace)
+    wait_until(cut_off_completed, work_s + 60, interval=0.2, message=trace)
     completed_s = time.monotonic() - killed_at
-    settled = chaos.wait_settled(len(ids), timeout=120)
+    settled = chaos.wait_settled(len(ids), timeout=work_s + 60)
 
     # And the dead worker's unacknowledged tasks, back on the queue, are dropped as stale
     redelivered = expire_visibility(private_redis.url)

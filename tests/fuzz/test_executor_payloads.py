@@ -4,6 +4,7 @@ take for a crash and retry), and what they return can be sent."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,11 +14,15 @@ from hypothesis import strategies as st
 
 from executors import JobRun, PermanentError
 from executors.http import MAX_TIMEOUT_SECONDS, METHODS, HttpExecutor, HttpRequest
+from executors.http_guard import AllowList, HostEntry
 from executors.send_email import Email
 from jobexec.config import Settings
 
+# 200 examples a property in the test command; JOBEXEC_FUZZ_EXAMPLES=5000 for a deeper run.
 BOUNDED = settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=int(os.environ.get("JOBEXEC_FUZZ_EXAMPLES", "200")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 
 # Unicode text including lone surrogates, control characters and line breaks, with the
@@ -120,3 +125,22 @@ def test_given_any_email_payload_when_validated_then_a_message_or_permanent_erro
     except PermanentError:
         return
     assert message.as_bytes()
+
+
+entries = st.builds(
+    lambda host, port: host + port,
+    hosts | st.sampled_from(["::1", "[::1", "[::1]x", "1.2.3.4", "xn--", "a..b"]) | any_text,
+    ports,
+)
+
+
+@BOUNDED
+@given(text=st.lists(entries | any_text, max_size=4).map(",".join))
+def test_given_any_allow_list_text_when_parsed_then_entries_or_value_error(text: str) -> None:
+    try:
+        allow = AllowList.parse(text)
+    except ValueError:
+        return  # the worker exits 2 naming the key
+    for entry in allow.entries:
+        assert entry.port is None or 1 <= entry.port <= 65535
+        assert HostEntry.parse(str(entry)) == entry  # the normal form is stable

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -33,6 +34,52 @@ def closed_port() -> int:
 @pytest.fixture
 def http_server() -> Iterator[ScriptedHttpServer]:
     server = ScriptedHttpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def unaccepting_port() -> Iterator[int]:
+    """A loopback port whose accept queue is full: a new connection hangs in its handshake."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port: int = listener.getsockname()[1]
+    held: list[socket.socket] = []
+    try:
+        for _ in range(16):  # Linux queues backlog + 1 connections; then SYNs go unanswered
+            client = socket.socket()
+            client.settimeout(0.2)
+            try:
+                client.connect(("127.0.0.1", port))
+            except TimeoutError:
+                client.close()
+                break
+            held.append(client)
+        else:
+            pytest.fail("could not fill the accept queue of a loopback listener")
+        yield port
+    finally:
+        for client in held:
+            client.close()
+        listener.close()
+
+
+@pytest.fixture
+def keep_alive_server() -> Iterator[ScriptedHttpServer]:
+    """ScriptedHttpServer speaking HTTP/1.1 with persistent connections."""
+    server = ScriptedHttpServer(keep_alive=True)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def https_server(tls_certificate: ssl.SSLContext) -> Iterator[ScriptedHttpServer]:
+    """ScriptedHttpServer over TLS, with a certificate for 127.0.0.1, localhost and
+    service.test from the test CA."""
+    server = ScriptedHttpServer(tls=tls_certificate)
     server.start()
     yield server
     server.stop()
@@ -86,13 +133,14 @@ def smtp_server() -> Iterator[SmtpServer]:
 
 @pytest.fixture
 def tls_certificate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ssl.SSLContext:
-    """A server context with a certificate for 127.0.0.1 from a test CA the process trusts."""
+    """A server context with a certificate for 127.0.0.1, localhost and service.test from a
+    test CA the process trusts."""
     ca = trustme.CA()
     ca_file = tmp_path / "test-ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
     monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))  # read by ssl.create_default_context
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+    ca.issue_cert("127.0.0.1", "localhost", "service.test").configure_cert(context)
     return context
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import ssl
 import threading
 import time
 from collections import deque
@@ -33,6 +34,7 @@ class RecordedRequest:
     headers: dict[str, str]
     body: bytes
     header_lines: tuple[tuple[str, str], ...] = ()  # as sent, repeats included
+    client_port: int = 0  # the same on two requests: one kept-alive connection
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -55,13 +57,21 @@ class Reply:
 class ScriptedHttpServer:
     """Records every request and answers with the next scripted reply (200 when none is left)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None, keep_alive: bool = False) -> None:
         self.requests: list[RecordedRequest] = []
         self.replies: deque[Reply] = deque()
         self.released = threading.Event()  # ends scripted delays at teardown
         self.trickled_at: list[float] = []  # when each trickled byte was sent
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        handler = self._handler_class()
+        if keep_alive:
+            handler.protocol_version = "HTTP/1.1"  # keeps the connection open between requests
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self.server_names: list[str | None] = []  # TLS SNI of each handshake
+        if tls is not None:
+            tls.sni_callback = lambda _sock, name, _ctx: self.server_names.append(name)
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -101,7 +111,9 @@ class ScriptedHttpServer:
                 headers = {name.lower(): value for name, value in self.headers.items()}
                 lines = tuple(self.headers.items())
                 reply = server._record(
-                    RecordedRequest(self.command, self.path, headers, body, lines)
+                    RecordedRequest(
+                        self.command, self.path, headers, body, lines, self.client_address[1]
+                    )
                 )
                 if reply.delay:
                     server.released.wait(reply.delay)

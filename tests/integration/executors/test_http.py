@@ -218,6 +218,29 @@ def test_given_a_try_deadline_sooner_than_the_timeout_when_executed_then_the_dea
     assert time.monotonic() - started < 1 + 0.5
 
 
+def test_given_two_threads_with_different_timeouts_when_both_trickle_then_each_keeps_its_own(
+    http_server: ScriptedHttpServer, http_executor: HttpExecutor
+) -> None:
+    # as in `--pool threads`: one executor, concurrent tries, each bounded by its own deadline
+    http_server.script(Reply(200, trickle=0.2), Reply(200, trickle=0.2))
+    took: dict[float, float] = {}
+
+    def call(timeout: float) -> None:
+        started = time.monotonic()
+        with pytest.raises(TransientError, match="timed out"):
+            http_executor.execute(http_run(http_server.url, timeout_seconds=timeout))
+        took[timeout] = time.monotonic() - started
+
+    threads = [threading.Thread(target=call, args=(t,)) for t in (1.0, 2.5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+
+    assert 1.0 <= took[1.0] < 1.0 + 0.5
+    assert 2.5 <= took[2.5] < 2.5 + 0.5
+
+
 def test_given_stop_set_during_the_call_when_executed_then_it_is_aborted_within_a_second(
     http_server: ScriptedHttpServer, http_executor: HttpExecutor
 ) -> None:
@@ -240,6 +263,30 @@ def test_given_stop_set_during_a_trickle_when_executed_then_it_is_aborted_within
 ) -> None:
     http_server.script(Reply(200, trickle=0.05))
     run = http_run(http_server.url, timeout_seconds=30)
+    timer = threading.Timer(0.5, run.stop.set)
+
+    timer.start()
+    started = time.monotonic()
+    with pytest.raises(Stopped):
+        http_executor.execute(run)
+
+    assert time.monotonic() - started - 0.5 < 1.0
+
+
+def test_given_a_connection_that_never_completes_when_executed_then_the_timeout_bounds_it(
+    unaccepting_port: int, http_executor: HttpExecutor
+) -> None:
+    started = time.monotonic()
+    with pytest.raises(TransientError, match=r"timed out after 1s \(ConnectTimeout\)"):
+        http_executor.execute(http_run(f"http://127.0.0.1:{unaccepting_port}/", timeout_seconds=1))
+
+    assert time.monotonic() - started < 1 + 0.5
+
+
+def test_given_stop_set_while_connecting_when_executed_then_it_is_aborted_within_a_second(
+    unaccepting_port: int, http_executor: HttpExecutor
+) -> None:
+    run = http_run(f"http://127.0.0.1:{unaccepting_port}/", timeout_seconds=30)
     timer = threading.Timer(0.5, run.stop.set)
 
     timer.start()
@@ -353,16 +400,23 @@ def test_given_a_name_when_executed_then_it_is_resolved_once_and_host_stays_the_
 
 
 def test_given_a_cookie_set_for_job_a_when_job_b_calls_the_same_host_then_it_is_not_sent(
-    http_server: ScriptedHttpServer, http_executor: HttpExecutor
+    keep_alive_server: ScriptedHttpServer, http_executor: HttpExecutor
 ) -> None:
-    http_server.script(Reply(200, headers={"Set-Cookie": "session=job-a-secret; Path=/"}), 200)
+    keep_alive_server.script(
+        Reply(200, headers={"Set-Cookie": "session=job-a-secret; Path=/"}), 200
+    )
 
-    http_executor.execute(JobRun("job_a", 1, "run-a", {"task": "http", "url": http_server.url}))
-    http_executor.execute(JobRun("job_b", 1, "run-b", {"task": "http", "url": http_server.url}))
+    http_executor.execute(
+        JobRun("job_a", 1, "run-a", {"task": "http", "url": keep_alive_server.url})
+    )
+    http_executor.execute(
+        JobRun("job_b", 1, "run-b", {"task": "http", "url": keep_alive_server.url})
+    )
 
-    first, second = http_server.requests
+    first, second = keep_alive_server.requests
     assert "cookie" not in first.headers
     assert "cookie" not in second.headers
+    assert first.client_port == second.client_port  # isolated, yet on one pooled connection
 
 
 def test_given_a_non_ascii_job_id_when_executed_then_x_job_id_is_percent_encoded(
@@ -375,3 +429,35 @@ def test_given_a_non_ascii_job_id_when_executed_then_x_job_id_is_percent_encoded
     [request] = http_server.requests
     assert request.headers["x-job-id"] == "job_%C3%A9%0D%0AX:%201"
     assert "x" not in request.headers
+
+
+def loopback_resolver(host: str, port: int) -> list[tuple[int, tuple[Any, ...]]]:
+    """Every name is 127.0.0.1: stands in for DNS, so no traffic leaves the machine."""
+    return [(socket.AF_INET, ("127.0.0.1", port))]
+
+
+def test_given_https_to_a_name_when_executed_then_sni_and_the_certificate_check_use_the_name(
+    https_server: ScriptedHttpServer,
+) -> None:
+    executor = HttpExecutor(Settings.load({}), resolver=loopback_resolver)
+    try:
+        executor.execute(http_run(f"https://service.test:{https_server.port}/hook"))
+    finally:
+        executor.close()
+
+    assert https_server.server_names == ["service.test"]
+    [request] = https_server.requests
+    assert request.headers["host"] == f"service.test:{https_server.port}"
+
+
+def test_given_https_to_a_name_the_certificate_does_not_cover_then_the_call_fails(
+    https_server: ScriptedHttpServer,
+) -> None:
+    executor = HttpExecutor(Settings.load({}), resolver=loopback_resolver)
+    try:
+        with pytest.raises(TransientError, match="CERTIFICATE_VERIFY_FAILED"):
+            executor.execute(http_run(f"https://other.test:{https_server.port}/hook"))
+    finally:
+        executor.close()
+
+    assert https_server.requests == []

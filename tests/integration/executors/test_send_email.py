@@ -243,6 +243,7 @@ def test_given_tls_none_with_credentials_when_built_then_config_error_names_the_
         ({"to": ["ada@example.com", "bob@example.com\x00"]}, "payload.to"),
         ({"body": "Hello \ud800"}, "payload.body"),
         ({"subject": "Hi \udfff"}, "payload.subject"),
+        ({"to": ".:"}, "payload cannot form an email message"),
     ],
 )
 def test_given_header_injection_or_a_lone_surrogate_when_executed_then_permanent_and_nothing_sent(

@@ -1,6 +1,8 @@
-"""Outbound safety through the real worker: Retry-After is waited out, SMTP settings checked."""
+"""Outbound calls through the real worker: Retry-After waited out, bad settings refused."""
 
 from __future__ import annotations
+
+import pytest
 
 from tests.e2e.conftest import Stack, http_payload
 from tests.support.config_files import ConfigFiles
@@ -33,14 +35,28 @@ def test_given_429_with_retry_after_3_when_the_worker_retries_then_it_waits_at_l
     assert second.received_at - first.received_at >= 3.0
 
 
-def test_given_smtp_tls_none_with_credentials_when_the_worker_starts_then_it_exits_2(
-    cli: Cli, config_files: ConfigFiles, kafka: KafkaTopics, redis_broker: RedisBroker, pg_url: str
+@pytest.mark.parametrize(
+    ("setting", "key"),
+    [
+        ({"configs.smtp.tls": "none"}, "configs.smtp.tls"),
+        ({"configs.executors.http.allowed-hosts": "api.example.com:99999"}, "allowed-hosts"),
+    ],
+    ids=["smtp-tls-none-with-credentials", "allowed-hosts-bad-port"],
+)
+def test_given_a_bad_outbound_setting_when_the_worker_starts_then_it_exits_2_naming_it(
+    setting: dict[str, str],
+    key: str,
+    cli: Cli,
+    config_files: ConfigFiles,
+    kafka: KafkaTopics,
+    redis_broker: RedisBroker,
+    pg_url: str,
 ) -> None:
     app = {
         **kafka.properties(),
         **redis_broker.properties(),
         "configs.jobDb.url": pg_url,
-        "configs.smtp.tls": "none",
+        **setting,
     }
     env = config_files.write(
         app, {"secrets.smtp.username": "mailer", "secrets.smtp.password": SMTP_SECRET}
@@ -52,6 +68,6 @@ def test_given_smtp_tls_none_with_credentials_when_the_worker_starts_then_it_exi
     assert result.returncode == 2, output
     assert "Traceback" not in output
     [line] = result.stderr.strip().splitlines()
-    assert "configs.smtp.tls" in line
+    assert key in line
     assert str(config_files.app_path) in line
     assert SMTP_SECRET not in output
