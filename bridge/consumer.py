@@ -221,45 +221,55 @@ class Bridge:
         """Enqueue the pending records and dead-letter the poison ones; then store offsets.
 
         What went through is marked done and never sent again by a retry: after a failure
-        part-way, only the rest is retried. An uncertain Redis batch counts as not sent.
+        part-way, only the rest is retried. Tasks go in batches of `max-poll-records`; the
+        batch Redis failed on counts as not sent (kombu cannot tell how much of it went).
         """
         todo = [r for r in self._pending if not r.done]
-        enqueues = [r for r in todo if isinstance(r.action, Enqueue)]
-        letters = [r for r in todo if isinstance(r.action, DeadLetter)]
+        failure: BaseException | None = None
         try:
-            self.publisher.publish([r.action for r in enqueues if isinstance(r.action, Enqueue)])
+            self._enqueue([r for r in todo if isinstance(r.action, Enqueue)])
         except HANDOVER_ERRORS as exc:
-            self._enter_outage(exc)
-            return
-        for record in enqueues:
-            record.done = True
-        self.stats.enqueued += len(enqueues)
-        metrics.TASKS_ENQUEUED.inc(len(enqueues))
-        self._depth_estimate += len(enqueues)
-        if letters:
-            written = self.dead_letters.deliver(
-                [r.action for r in letters if isinstance(r.action, DeadLetter)], 10
-            )
-            for record, ok in zip(letters, written, strict=True):
-                record.done = ok
-            self.stats.dead_lettered += sum(written)
-            metrics.DEAD_LETTERED.labels("poison").inc(sum(written))
+            failure = exc
+        self._dead_letter([r for r in todo if isinstance(r.action, DeadLetter)])
         self._pending = self._store_offsets(self._pending)
-        if self._pending:
+        if failure is None and self._pending:
             failed = sum(not r.done for r in self._pending)
-            self._enter_outage(
-                DeadLetterError(f"{failed} records not acknowledged by {self.dead_letters.topic}")
+            failure = DeadLetterError(
+                f"{failed} records not acknowledged by {self.dead_letters.topic}"
             )
+        if failure is not None:
+            self._enter_outage(failure)
             return
         if self._outage:
             self._outage = False
             self._retry_delay = 0.5
             log.info("Celery broker reachable again; resuming", extra={"action": "broker_up"})
 
+    def _enqueue(self, records: list[_Record]) -> None:
+        for start in range(0, len(records), self.batch_size):
+            batch = records[start : start + self.batch_size]
+            self.publisher.publish([r.action for r in batch if isinstance(r.action, Enqueue)])
+            for record in batch:
+                record.done = True
+            self.stats.enqueued += len(batch)
+            metrics.TASKS_ENQUEUED.inc(len(batch))
+            self._depth_estimate += len(batch)
+
+    def _dead_letter(self, records: list[_Record]) -> None:
+        if not records:
+            return
+        letters = [r.action for r in records if isinstance(r.action, DeadLetter)]
+        written = self.dead_letters.deliver(letters, 10)
+        for record, ok in zip(records, written, strict=True):
+            record.done = ok
+        self.stats.dead_lettered += sum(written)
+        metrics.DEAD_LETTERED.labels("poison").inc(sum(written))
+
     def _enter_outage(self, exc: BaseException) -> None:
         if not self._outage:
             log.error(
-                "cannot hand records over (%s: %s); pausing partitions, committing nothing",
+                "cannot hand records over (%s: %s); pausing partitions, committing only "
+                "what went through",
                 type(exc).__name__,
                 exc,
                 extra={"action": "broker_down"},

@@ -151,14 +151,39 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return code
 
 
+def flower_login(settings: Settings) -> str:
+    """`user:password` for Flower's basic auth, refused when Flower could not check it.
+
+    Flower compares the whole `user:password` text with hmac.compare_digest, which takes
+    ASCII only, and a `:` in the user name would move the split between the two.
+    """
+    user: str = settings.require("secrets.flower.username")
+    password: str = settings.require("secrets.flower.password")
+    for key, value in (("secrets.flower.username", user), ("secrets.flower.password", password)):
+        if not (value.isascii() and value.isprintable()):
+            raise ConfigError(
+                key, "is invalid: *** (must be printable ASCII)", settings.source(key)
+            )
+    if ":" in user:
+        problem = "is invalid: *** (must not contain ':')"
+        raise ConfigError(
+            "secrets.flower.username", problem, settings.source("secrets.flower.username")
+        )
+    return f"{user}:{password}"
+
+
 def cmd_flower(args: argparse.Namespace) -> int:
     if _asks_help(args.flower_args):
         return _help_with_celery_options(args, "flower")
     settings = _settings()
-    user = settings.require("secrets.flower.username")
-    password = settings.require("secrets.flower.password")
-    # Through Flower's environment option, not argv: a password in argv shows in `ps`.
-    os.environ["FLOWER_BASIC_AUTH"] = f"{user}:{password}"
+    login = flower_login(settings)
+    # Set Flower's option directly, as a list of one login: FLOWER_BASIC_AUTH would be split on
+    # `,` (a password `a,b` becoming two logins), and argv would show the password in `ps`.
+    os.environ.pop("FLOWER_BASIC_AUTH", None)
+    import flower.options  # noqa: F401 - defines the options set below
+    from tornado.options import options
+
+    options.basic_auth = [login]
     from workers.app import app
 
     app.start(
@@ -206,11 +231,23 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
 def cmd_db_upgrade(_args: argparse.Namespace) -> int:
     settings = _settings()
+    from sqlalchemy.exc import OperationalError
+
     from jobexec.db.engine import database_url, make_engine, masked
     from jobexec.db.migrate import upgrade
+    from jobexec.masking import mask_text
+    from jobexec.printable import printable
 
     url = database_url(settings)
-    upgrade(make_engine(url))
+    try:
+        upgrade(make_engine(url))
+    except OperationalError as exc:
+        # Unreachable or refusing: one line naming the database, exit 1 like any unreachable
+        # service (exit 2 is kept for settings that are wrong in themselves).
+        first = str(exc.orig or exc).strip().splitlines() or [type(exc).__name__]
+        reason = printable(mask_text(first[0]))
+        print(f"jobexec: cannot reach the job database {masked(url)}: {reason}", file=sys.stderr)
+        return 1
     log.info("schema of %s is up to date", masked(url), extra={"action": "db_upgraded"})
     return 0
 

@@ -10,7 +10,6 @@ settings and the environment (jobexec/placeholders.py).
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from jobexec.config_error import ConfigError as ConfigError
 from jobexec.config_sources import config_files as config_files
 from jobexec.config_sources import join_lists, read_file
+from jobexec.masking import MASK, is_secret_key, mask_text
 from jobexec.placeholders import Placeholders
 
 KAFKA_PROPERTIES_PREFIXES = ("configs.kafka.properties.", "secrets.kafka.properties.")
@@ -43,6 +43,20 @@ def _non_negative_int(raw: str) -> int:
     value = _whole_number(raw)
     if value < 0:
         raise ValueError("must not be negative")
+    return value
+
+
+def _port(raw: str) -> int:
+    value = _whole_number(raw)
+    if not 1 <= value <= 65535:
+        raise ValueError("must be a port, 1 to 65535")
+    return value
+
+
+def _port_or_off(raw: str) -> int:
+    value = _whole_number(raw)
+    if not 0 <= value <= 65535:
+        raise ValueError("must be a port, 1 to 65535, or 0 for off")
     return value
 
 
@@ -134,19 +148,19 @@ KEYS: tuple[Key, ...] = (
     Key("configs.sweeper.interval-ms", "10000", _positive_int, "how often the sweeper looks"),
     Key("configs.executors.http.allowed-hosts", "", _text, "http executor host allow-list"),
     Key("configs.smtp.host", "localhost", _text, "SMTP server for send_email"),
-    Key("configs.smtp.port", "25", _positive_int, "SMTP port [465 with configs.smtp.tls=ssl]"),
+    Key("configs.smtp.port", "25", _port, "SMTP port [465 with configs.smtp.tls=ssl]"),
     Key("configs.smtp.tls", "starttls", _smtp_tls, "SMTP TLS: starttls, ssl (implicit) or none"),
     Key("configs.smtp.from", "jobexec@localhost", _text, "sender address of send_email"),
     Key("secrets.smtp.username", None, _text, "SMTP user"),
     Key("secrets.smtp.password", None, _text, "SMTP password"),
     Key("configs.log.format", "plain", _log_format, "plain or json log lines"),
     Key("configs.logging.level", "INFO", _log_level, "least severe log level written"),
-    Key("configs.flower.address", "0.0.0.0", _text, "address `jobexec flower` binds"),
-    Key("configs.flower.port", "5555", _positive_int, "port of `jobexec flower`"),
+    Key("configs.flower.address", "127.0.0.1", _text, "address `jobexec flower` binds"),
+    Key("configs.flower.port", "5555", _port, "port of `jobexec flower`"),
     Key("secrets.flower.username", None, _text, "Flower basic-auth user"),
     Key("secrets.flower.password", None, _text, "Flower basic-auth password"),
-    Key("configs.metrics.port", "0", _non_negative_int, "metrics and health port; 0 = off"),
-    Key("configs.metrics.host", "0.0.0.0", _text, "address the metrics/health server binds"),
+    Key("configs.metrics.port", "0", _port_or_off, "metrics and health port; 0 = off"),
+    Key("configs.metrics.host", "127.0.0.1", _text, "address the metrics/health server binds"),
     Key(
         "configs.history.retention-days",
         "30",
@@ -160,7 +174,7 @@ KEYS: tuple[Key, ...] = (
         "how often the scheduler and the workers prune old history; 0 = never",
     ),
     Key("configs.console.host", "127.0.0.1", _text, "address `jobexec console` binds"),
-    Key("configs.console.port", "8080", _positive_int, "port of `jobexec console`"),
+    Key("configs.console.port", "8080", _port, "port of `jobexec console`"),
     Key("secrets.console.username", None, _text, "console basic-auth user"),
     Key("secrets.console.password", None, _text, "console basic-auth password"),
 )
@@ -173,17 +187,19 @@ def relaxed_env_name(key: str) -> str:
 
 
 def is_secret(key: str) -> bool:
-    lowered = key.lower()
-    return lowered.startswith("secrets.") or "password" in lowered or "secret" in lowered
+    """Whether a setting's value is masked: anything under `secrets.`, or a secret-sounding key."""
+    if key in _NOT_SECRET:
+        return False
+    return key.lower().startswith("secrets.") or is_secret_key(key)
 
 
-_URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@/]*@")
-_QUERY_PASSWORD = re.compile(r"(password=)[^&]*", re.IGNORECASE)
+# Known keys whose names hold a secret word but whose values are plain numbers.
+_NOT_SECRET = frozenset({"configs.kafka.consumer.session-timeout-ms"})
 
 
 def mask_url_password(value: str) -> str:
-    """Hide a password written inside a URL (`scheme://user:pw@host`, `?password=`)."""
-    return _QUERY_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", value))
+    """Hide the secrets written inside a value: a URL's password, `?password=`, `token=`."""
+    return mask_text(value)
 
 
 def _canon(key: str) -> str:
@@ -307,7 +323,7 @@ class Settings:
             try:
                 value = key.parse(text)
             except ValueError as exc:
-                shown = "***" if is_secret(name) else repr(text)
+                shown = MASK if is_secret(name) else repr(mask_text(text))
                 raise ConfigError(name, f"is invalid: {shown} ({exc})", self.source(name)) from None
         self._cache[name] = value
         return value
@@ -370,10 +386,10 @@ class Settings:
         for key in KEYS:
             found = self._raw.values.get(_canon(key.name))
             if found:
-                shown[key.name] = "***" if is_secret(key.name) else mask_url_password(found[0])
+                shown[key.name] = MASK if is_secret(key.name) else mask_text(found[0])
         for prop, (value, _source) in self._raw.kafka_properties.items():
             secret = is_secret(prop) or prop in self._raw.secret_kafka_properties
-            shown[f"kafka.{prop}"] = "***" if secret else value
+            shown[f"kafka.{prop}"] = MASK if secret else mask_text(value)
         return shown
 
 

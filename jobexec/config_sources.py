@@ -54,7 +54,14 @@ def config_files(environ: Mapping[str, str]) -> list[Path]:
             raise ConfigError(variable, problem, "environment")
         path = Path(entry.removeprefix("file:"))
         if path.is_dir():
-            paths.extend(p for p in (path / name for name in _DIRECTORY_FILES) if p.is_file())
+            found = [p for p in (path / name for name in _DIRECTORY_FILES) if p.is_file()]
+            if not found and not optional:
+                # A mistyped mount would otherwise run on defaults without a word.
+                problem = f"names {entry}, a directory without any of " + ", ".join(
+                    _DIRECTORY_FILES
+                )
+                raise ConfigError(variable, problem, "environment")
+            paths.extend(found)
         elif path.is_file():
             paths.append(path)
         elif not optional:

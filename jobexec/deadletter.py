@@ -75,6 +75,7 @@ class _Delivery:
         self.done = False
         self.error: KafkaError | None = None
         self.local = False  # refused by our own producer, before it reached the broker
+        self.stand_in = False  # the delivery of a letter's stand-in, not of the letter
 
     def __call__(self, err: KafkaError | None, _msg: Message | None) -> None:
         self.done = True
@@ -124,9 +125,9 @@ class DeadLetterWriter:
         """Write each letter, or its stand-in where the topic refuses it; True where written.
 
         False means the topic or the broker did not answer (an outage): call again with the
-        same letters later. A letter still in flight from an earlier call is waited for, not
-        produced again, so a retry never writes a letter twice. Refused ones are tried alone
-        first, since a broker refuses a whole batch for its size.
+        same letters later. A letter (or stand-in) still in flight from an earlier call is
+        waited for, not produced again, so a retry never writes one twice. Refused ones are
+        tried alone first, since a broker refuses a whole batch for its size.
         """
         asked = set(letters)
         # Forget what an earlier call left behind and nobody asks about any more (revoked).
@@ -134,18 +135,23 @@ class DeadLetterWriter:
         outcomes = [self._in_flight_or_produce(letter) for letter in letters]
         if any(not d.done for d in outcomes):
             self._producer.flush(timeout)
-        written = [d.ok for d in outcomes]
         for i, delivery in enumerate(outcomes):
-            if delivery.refused:
-                written[i] = self._deliver_refused(letters[i], delivery, timeout)
+            if delivery.refused and not delivery.stand_in:
+                outcomes[i] = self._deliver_refused(letters[i], delivery, timeout)
+        written = []
         for letter, delivery in zip(letters, outcomes, strict=True):
-            if delivery.done:  # final, or failed and free to be produced again next time
-                self._in_flight.pop(letter, None)
+            if delivery.done:
+                self._in_flight.pop(letter, None)  # final, or failed: produced again next time
+            else:
+                self._in_flight[letter] = delivery
+            # A refused stand-in is lost (logged): nothing smaller is left to write.
+            written.append(delivery.ok or (delivery.stand_in and delivery.refused))
         return written
 
     def _in_flight_or_produce(self, letter: DeadLetter) -> _Delivery:
         delivery = self._in_flight.get(letter)
-        if delivery is None or delivery.done:
+        # Produced again only when none went yet, or the last one failed for a passing reason.
+        if delivery is None or (delivery.done and not delivery.ok and not delivery.refused):
             delivery = self._produce(letter)
             self._in_flight[letter] = delivery
         return delivery
@@ -174,36 +180,30 @@ class DeadLetterWriter:
             self._producer.flush(timeout)
         return delivery
 
-    def _deliver_refused(self, letter: DeadLetter, first: _Delivery, timeout: float) -> bool:
+    def _deliver_refused(self, letter: DeadLetter, first: _Delivery, timeout: float) -> _Delivery:
+        """The letter alone, or its stand-in when the topic refuses it alone too."""
         # Our own producer's verdict does not change; the broker's may concern the whole batch.
         alone = first if first.local else self._produce_alone(letter, timeout)
-        if alone.ok:
-            return True
         if not alone.refused:
-            return False
+            return alone
         refusal = alone.error.str() if alone.error is not None else "refused"
-        stand_in = letter.stand_in(refusal)
-        written = self._produce_alone(stand_in, timeout)
-        if written.refused:
-            # Nothing smaller is left to write; losing it is better than stopping every partition.
+        stand_in = self._produce_alone(letter.stand_in(refusal), timeout)
+        stand_in.stand_in = True
+        where = f"{letter.topic}[{letter.partition}]@{letter.offset}"
+        if stand_in.refused:
             log.error(
-                "dead-letter topic %s refused %s[%s]@%s even as a stand-in: %s",
+                "dead-letter topic %s refused %s even as a stand-in: %s",
                 self.topic,
-                letter.topic,
-                letter.partition,
-                letter.offset,
-                written.error.str() if written.error else "",
+                where,
+                stand_in.error.str() if stand_in.error else "",
                 extra={"action": "dead_letter_lost", "offset": letter.offset},
             )
-            return True
-        if written.ok:
+        elif stand_in.ok:
             log.warning(
-                "dead-letter topic %s refused %s[%s]@%s (%s): wrote a stand-in without its value",
+                "dead-letter topic %s refused %s (%s): wrote a stand-in without its value",
                 self.topic,
-                letter.topic,
-                letter.partition,
-                letter.offset,
+                where,
                 refusal,
                 extra={"action": "dead_letter_stand_in", "offset": letter.offset},
             )
-        return written.ok
+        return stand_in

@@ -29,7 +29,6 @@ from starlette.templating import Jinja2Templates
 
 from jobexec.commands import CommandError
 from jobexec.commands.dlq import DLT_HEADERS, DltRecord, _DltReader
-from jobexec.commands.jobs import masked_payload
 from jobexec.config import ConfigError, Settings
 from jobexec.console import operations
 from jobexec.console.guard import (
@@ -45,6 +44,7 @@ from jobexec.db.admin import JobAdmin
 from jobexec.db.browse import Cursor, JobBrowser, JobFilter, parse_statuses
 from jobexec.db.states import JobStatus, JobType
 from jobexec.db.store import JobStore
+from jobexec.masking import mask_value
 
 log = logging.getLogger("jobexec.console")
 
@@ -140,7 +140,7 @@ class Console:
         row = self.store.job_row(job_id)
         if row is None:
             return self.render(request, "missing.html", {"job_id": job_id}, status=404)
-        payload = json.dumps(masked_payload(row["payload"]), indent=2, sort_keys=True)
+        payload = json.dumps(mask_value(row["payload"]), indent=2, sort_keys=True)
         actions = [
             a for a in operations.ACTIONS if row["status"] in ALLOWED[a] and operations.available(a)
         ]
@@ -284,7 +284,7 @@ def _dead_letter(record: DltRecord, replayed_at: datetime | None) -> dict[str, A
 def _masked_value(raw: bytes | None) -> str:
     text = _shown(raw)
     try:
-        return json.dumps(masked_payload(json.loads(text)), sort_keys=True)
+        return json.dumps(mask_value(json.loads(text)), sort_keys=True)
     except ValueError:
         return text  # a poison record: shown as text, escaped by the template
 

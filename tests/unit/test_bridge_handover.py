@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import pytest
+import redis
 from confluent_kafka import TopicPartition
 
 from bridge.consumer import Bridge, _Record
@@ -21,10 +22,16 @@ from jobexec.events import JobEvent
 
 @dataclass
 class FakePublisher:
+    """Accepts every batch except one holding a job of `refuse` (Redis down: nothing of it)."""
+
+    refuse: set[str] = field(default_factory=set)
     published: list[str] = field(default_factory=list)
 
     def publish(self, items: Sequence[Enqueue]) -> None:
-        self.published.extend(item.event.job_id for item in items)
+        ids = [item.event.job_id for item in items]
+        if self.refuse.intersection(ids):
+            raise redis.ConnectionError("Redis is down")
+        self.published.extend(ids)
 
     def queue_depth(self) -> int:
         return 0
@@ -57,7 +64,12 @@ class FakeOffsets:
 @pytest.fixture
 def bridge() -> Iterator[Bridge]:
     built = Bridge(
-        Settings.load({"CONFIGS_KAFKA_BOOTSTRAPSERVERS": "127.0.0.1:9"}),
+        Settings.load(
+            {
+                "CONFIGS_KAFKA_BOOTSTRAPSERVERS": "127.0.0.1:9",
+                "CONFIGS_KAFKA_CONSUMER_MAXPOLLRECORDS": "2",  # tasks go two by two
+            }
+        ),
         FakePublisher(),  # type: ignore[arg-type]
         FakeWriter(),  # type: ignore[arg-type]
     )
@@ -108,6 +120,28 @@ def test_after_a_dead_letter_outage_only_the_letter_is_retried(bridge: Bridge) -
     assert bridge._pending == []
     assert not bridge._outage
     assert (bridge.stats.enqueued, bridge.stats.dead_lettered) == (4, 1)
+
+
+def test_after_redis_failed_on_the_second_batch_only_the_rest_is_enqueued(bridge: Bridge) -> None:
+    publisher = bridge.publisher
+    offsets = bridge.consumer
+    assert isinstance(publisher, FakePublisher) and isinstance(offsets, FakeOffsets)
+    # Given five events, of which the second batch of two meets a Redis outage
+    publisher.refuse = {"job_0_2"}
+    bridge._pending = [event(0, n) for n in range(5)]
+
+    # When they are handed over, and again once Redis is back
+    bridge._hand_over()
+    assert publisher.published == ["job_0_0", "job_0_1"]
+    assert offsets.stored == [(0, 2)]
+    assert bridge._outage
+    publisher.refuse = set()
+    bridge._hand_over()
+
+    # Then every task was published once and the offsets reach the end
+    assert publisher.published == [f"job_0_{n}" for n in range(5)]
+    assert offsets.stored == [(0, 2), (0, 5)]
+    assert not bridge._outage
 
 
 def test_an_unexpected_exception_while_translating_dead_letters_the_record(

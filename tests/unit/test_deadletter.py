@@ -34,11 +34,15 @@ class FakeProducer:
     def flush(self, _timeout: float) -> int:
         if not self.answering:
             return len(self.queued)
+        self.answer()
+        return 0
+
+    def answer(self) -> None:
+        """Fire the delivery callbacks, as librdkafka does on any poll or flush."""
         queued, self.queued = self.queued, []
         for callback, key in queued:
             refused = key in self.broker_refuses
             callback(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE) if refused else None, None)
-        return 0
 
 
 def letter(key: bytes, value: bytes | None, offset: int = 7) -> DeadLetter:
@@ -89,6 +93,31 @@ def test_an_unanswered_letter_is_waited_for_not_produced_again() -> None:
     assert dead.deliver(letters, 1) == [True, True]
 
     assert [p["key"] for p in producer.produced] == [b"a", b"b"]
+
+
+def test_a_letter_acknowledged_between_two_calls_is_not_produced_again() -> None:
+    producer = FakeProducer(answering=False)
+    dead = writer(producer)
+    letters = [letter(b"a", b"1", 1)]
+    assert dead.deliver(letters, 1) == [False]
+
+    producer.answer()  # the broker answered while the bridge waited to retry
+
+    assert dead.deliver(letters, 1) == [True]
+    assert [p["key"] for p in producer.produced] == [b"a"]
+
+
+def test_a_stand_in_in_flight_is_waited_for_not_written_twice() -> None:
+    producer = FakeProducer(max_bytes=10, answering=False)
+    dead = writer(producer)
+    letters = [letter(b"big", b"x" * 50)]
+
+    assert dead.deliver(letters, 1) == [False]
+    assert dead.deliver(letters, 1) == [False]
+    producer.answering = True
+    assert dead.deliver(letters, 1) == [True]
+
+    assert [(p["key"], p["value"]) for p in producer.produced] == [(b"big", None)]
 
 
 def test_a_lone_surrogate_in_the_message_does_not_break_the_headers() -> None:

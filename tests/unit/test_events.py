@@ -206,6 +206,20 @@ def test_limits_themselves_are_accepted() -> None:
     assert JobEvent.parse(record(jobId="job_\U0001f600")).job_id == "job_\U0001f600"
 
 
+def _mixed(depth: int) -> bytes:
+    """A JobEvent whose `extra` alternates arrays and objects, `depth` levels in all."""
+    inner: object = 1
+    for level in range(depth - 1):
+        inner = [inner] if level % 2 else {"a": inner}
+    return json.dumps({"jobId": "job_1", "extra": inner}).encode()
+
+
+def test_mixed_nesting_counts_every_level() -> None:
+    assert JobEvent.parse(_mixed(MAX_JSON_DEPTH)).job_id == "job_1"
+    with pytest.raises(PoisonRecord, match="deeper than 32"):
+        JobEvent.parse(_mixed(MAX_JSON_DEPTH + 1))
+
+
 def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
     value = record(jobId="job_[{", note="[" * 10_000 + '\\"' + "{" * 10_000)
 
