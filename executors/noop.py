@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from executors.base import Executor, JobRun
+from executors.base import Executor, JobRun, Stopped
 
 
 class NoopExecutor(Executor):
@@ -11,4 +11,5 @@ class NoopExecutor(Executor):
     task = "noop"
 
     def execute(self, run: JobRun) -> None:
-        return None
+        if run.stop_requested():
+            raise Stopped("told to stop before it started")

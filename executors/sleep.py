@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import math
-import time
+import threading
 
-from executors.base import Executor, JobRun, PermanentError
+from executors.base import Executor, JobRun, PermanentError, Stopped
+
+# The longest wait threading allows; a longer one is not a duration anyone means.
+MAX_SECONDS = threading.TIMEOUT_MAX
 
 
 class SleepExecutor(Executor):
-    """Sleeps for `seconds` (a non-negative number, default 0), then succeeds."""
+    """Sleeps for `seconds` (a non-negative number, default 0), then succeeds.
+
+    Told to stop (cancel, time limit), it wakes at once and raises Stopped.
+    """
 
     task = "sleep"
 
     def execute(self, run: JobRun) -> None:
-        time.sleep(self.seconds(run))
+        if run.wait(self.seconds(run)):
+            raise Stopped("told to stop while sleeping")
 
     @staticmethod
     def seconds(run: JobRun) -> float:
@@ -23,6 +30,12 @@ class SleepExecutor(Executor):
         # bool is an int subclass, but `true` seconds is a payload mistake, not one second
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise PermanentError(f"payload.seconds must be a number, got {type(value).__name__}")
-        if not math.isfinite(value) or value < 0:
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int beyond any float, e.g. 10**400
+            raise PermanentError("payload.seconds is out of range") from None
+        if not math.isfinite(seconds) or seconds < 0:
             raise PermanentError(f"payload.seconds must be a finite number >= 0, got {value}")
-        return float(value)
+        if seconds > MAX_SECONDS:
+            raise PermanentError(f"payload.seconds is out of range (at most {MAX_SECONDS:.0f})")
+        return seconds

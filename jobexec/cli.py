@@ -112,12 +112,24 @@ def cmd_bridge(_args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     if _asks_help(args.celery_args):
         return _help_with_celery_options(args, "worker")
-    settings = _settings()
-    settings.require("configs.jobDb.url")
     # Billiard reads this at import: SIGTERM becomes a soft-then-cold shutdown, bounded in time,
     # instead of a warm one that waits for the longest task.
     os.environ.setdefault("REMAP_SIGTERM", "SIGQUIT")
-    _sigint_like_sigterm()
+    # gevent's monkey patches first, before sockets, threads and the database driver are used,
+    # as Celery's own `celery` script does it (app.start below does not).
+    from celery import maybe_patch_concurrency
+
+    try:
+        maybe_patch_concurrency(["worker", *args.celery_args])
+    except ImportError as exc:
+        print(
+            f"jobexec: the worker pool needs {exc.name}: pip install 'jobexec[gevent]'",
+            file=sys.stderr,
+        )
+        return 2
+    _sigint_like_sigterm()  # after the patches: it imports Celery's worker module
+    settings = _settings()
+    settings.require("configs.jobDb.url")
     if settings.get("configs.metrics.port"):
         # Prefork children count in files here; the parent serves their sum.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="jobexec-metrics-")
@@ -143,6 +155,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
     worker_shutting_down.connect(lambda sig, **_: asked.append(sig), weak=False)
     # app.start, not worker_main: the worker's exit status reaches the supervisor.
     code = int(app.start(argv=argv) or 0)
+    from workers.lifecycle import executing
+
+    if executing():
+        # A try that ignored stop still holds a thread (threads pool): exit without joining it,
+        # its outcome recorded or its message handed back already.
+        log.warning(
+            "%d tries still inside their executor; exiting without them",
+            executing(),
+            extra={"action": "worker_exit_abandoning"},
+        )
+        logging.shutdown()
+        os._exit(code or (0 if asked else 1))
     if code == 0 and not asked:
         # Celery returns 0 after some unrecoverable errors (a kombu crash on a Redis restart):
         # a worker that stopped without being asked has failed, so its supervisor restarts it.

@@ -46,6 +46,17 @@ def _non_negative_int(raw: str) -> int:
     return value
 
 
+def positive_seconds(raw: str) -> float:
+    """A positive, finite number of seconds (`30`, `0.5`): time limits."""
+    try:
+        value = float(raw.strip())
+    except (ValueError, OverflowError):
+        raise ValueError("expected a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise ValueError("must be a positive number of seconds")
+    return value
+
+
 def _port(raw: str) -> int:
     value = _whole_number(raw)
     if not 1 <= value <= 65535:
@@ -147,6 +158,18 @@ KEYS: tuple[Key, ...] = (
     ),
     Key("configs.sweeper.interval-ms", "10000", _positive_int, "how often the sweeper looks"),
     Key("configs.executors.http.allowed-hosts", "", _text, "http executor host allow-list"),
+    Key(
+        "configs.executors.max-run-seconds",
+        "3600",
+        positive_seconds,
+        "time limit of one try; configs.executors.<task>.max-run-seconds per task",
+    ),
+    Key(
+        "configs.executors.cancel-grace-ms",
+        "10000",
+        _positive_int,
+        "how long a try told to stop may take before its process is ended or it is abandoned",
+    ),
     Key("configs.smtp.host", "localhost", _text, "SMTP server for send_email"),
     Key("configs.smtp.port", "25", _port, "SMTP port [465 with configs.smtp.tls=ssl]"),
     Key("configs.smtp.tls", "starttls", _smtp_tls, "SMTP TLS: starttls, ssl (implicit) or none"),

@@ -7,22 +7,27 @@ transaction each. Only this module writes job and run states.
 from __future__ import annotations
 
 import logging
+import os
+import sys
+import threading
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from executors import JobRun, PermanentError, Registry, TransientError
+from executors import JobRun, PermanentError, Registry, Stopped, TransientError
 from jobexec import metrics, outcomes
 from jobexec.cron import InvalidCron, next_fire_time
 from jobexec.db.states import JobType, RunStatus
 from jobexec.db.store import Job, JobStore
 from jobexec.deadletter import DeadLetterError, DeadLetterWriter
 from jobexec.events import JobEvent
-from workers.lease import LeaseKeeper
+from workers.lease import HeldRun, LeaseKeeper
+from workers.limits import TimeLimits, limit_reason
 from workers.retry import RetryPolicy
 
 log = logging.getLogger("jobexec.worker")
@@ -50,6 +55,24 @@ class WorkerContext:
     leases: LeaseKeeper
     dead_letters: DeadLetterWriter | None
     events_topic: str
+    limits: TimeLimits = field(default_factory=TimeLimits)
+    # How long a try told to stop may take to return before it is ended or abandoned.
+    stop_grace: float = 10.0
+    # True in a prefork child: a try that does not stop is ended with its process.
+    can_end_process: bool = False
+
+
+# Publishes the next try of a run; the watchdog's way when the task itself is hung.
+Publish = Callable[["RetryLater"], None]
+
+# Tries of this process inside their executor right now, by run id: what a stopping worker
+# still waits for (threads of an abandoned try among them).
+_executing: set[int] = set()
+
+
+def executing() -> int:
+    """How many tries of this process are inside their executor now."""
+    return len(_executing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +81,12 @@ class RetryLater:
 
     attempt: int
     delay: float
+
+
+@dataclass(frozen=True, slots=True)
+class HandBack:
+    """The worker stops and the try stopped unfinished: requeue its message, as a lost
+    worker's; its lease is released, so the next delivery takes the try over at once."""
 
 
 class _Clock:
@@ -80,9 +109,17 @@ def _fields(job_id: str, attempt: int, action: str, **more: Any) -> dict[str, An
 
 
 def handle(
-    ctx: WorkerContext, event: JobEvent, worker: str, origin: Origin | None
-) -> RetryLater | None:
-    """Run one JobEvent. Database errors before the claim propagate: the task retries them."""
+    ctx: WorkerContext,
+    event: JobEvent,
+    worker: str,
+    origin: Origin | None,
+    publish: Publish | None = None,
+) -> RetryLater | HandBack | None:
+    """Run one JobEvent. Database errors before the claim propagate: the task retries them.
+
+    A RetryLater returned is for the caller to publish; a try stopped by its time limit while
+    its executor hangs is published through `publish` instead, by the watchdog.
+    """
     job, db_now, claim = ctx.store.claim(event.job_id, event.attempt, worker, ctx.lease)
     if job is None:
         log.warning(
@@ -102,7 +139,7 @@ def handle(
         return None
     clock = _Clock(db_now)
     if claim.run_id is not None:
-        return _Try(ctx, job, event, claim.run_id, clock, origin).run()
+        return _Try(ctx, job, event, claim.run_id, clock, origin, publish).run()
     if claim.lease_expires_at is None:
         log.info(
             "try %s of job %s already ran; duplicate dropped",
@@ -124,6 +161,29 @@ def handle(
     return RetryLater(event.attempt, max(wait, 1.0))
 
 
+def _current_greenlet() -> Any | None:
+    """The gevent greenlet running this try (`--pool gevent`), else None."""
+    if "gevent.monkey" not in sys.modules:
+        return None
+    import gevent
+    from gevent import monkey
+
+    if not monkey.is_module_patched("threading"):
+        return None
+    current = gevent.getcurrent()
+    return current if isinstance(current, gevent.Greenlet) else None
+
+
+# An executor that fails this close to its deadline ran out of time: it bounded its own work
+# by run.remaining() and ended a moment before the watchdog's tick.
+_DEADLINE_SLACK_S = 0.1
+
+
+def _out_of_time(run: JobRun) -> bool:
+    left = run.remaining()
+    return left is not None and left <= _DEADLINE_SLACK_S
+
+
 class _Try:
     def __init__(
         self,
@@ -133,6 +193,7 @@ class _Try:
         run_id: int,
         clock: _Clock,
         origin: Origin | None,
+        publish: Publish | None = None,
     ) -> None:
         self.ctx = ctx
         self.job = job
@@ -142,11 +203,20 @@ class _Try:
         self.clock = clock
         self.origin = origin
         self.task = "unknown"  # metric label: a known executor's task, never free payload text
+        self.publish = publish
+        self.limit = 0.0
+        # Why the try was told to stop: "limit" or "cancel"; None while it may go on.
+        self.stop_reason: str | None = None
+        self.returned = threading.Event()  # the executor came back, one way or another
+        self.greenlet = _current_greenlet()
+        # One outcome per try: the executing thread's or the watchdog's, whichever is first.
+        self._outcome_lock = threading.Lock()
+        self._outcome_taken = False
 
     def _fields(self, action: str, **more: Any) -> dict[str, Any]:
         return _fields(self.job.job_id, self.attempt, action, run=self.run_id, **more)
 
-    def run(self) -> RetryLater | None:
+    def run(self) -> RetryLater | HandBack | None:
         job = self.job
         if job.job_type == JobType.RECURRING:
             try:
@@ -164,26 +234,169 @@ class _Try:
             self._fail(f"no executor supports task {run.task!r}")
             return None
         self.task = executor.task
+        try:
+            self.limit = self.ctx.limits.for_run(executor.task, payload)
+        except PermanentError as exc:
+            self._fail(str(exc))
+            return None
         started = time.monotonic()
-        with self.ctx.leases.hold(self.run_id):
+        run = replace(run, deadline=started + self.limit)
+        held = HeldRun(self.run_id, run.deadline, stop=lambda reason: self._stop(run, reason))
+        with self.ctx.leases.hold(held):
             try:
+                _executing.add(self.run_id)
                 try:
                     executor.execute(run)
                 finally:
+                    _executing.discard(self.run_id)
+                    self.returned.set()
                     metrics.RUN_SECONDS.labels(self.task).observe(time.monotonic() - started)
-            except PermanentError as exc:
-                self._fail(str(exc) or type(exc).__name__)
-                return None
-            except TransientError as exc:
-                return self._transient(str(exc) or type(exc).__name__, exc.retry_after)
-            except Exception as exc:  # an executor's bug: retried, as a transient error
+            except Exception as exc:
+                if self.stop_reason is None and _out_of_time(run):
+                    # The executor gave up as its time ran out (http bounds its call by
+                    # run.remaining()): the try ran to its limit, and says so.
+                    self.stop_reason = "limit"
+                if self.stop_reason == "shutdown" and isinstance(exc, Stopped):
+                    return self._hand_back()
+                if self.stop_reason in ("limit", "cancel"):  # told to stop: the outcome
+                    return self._stopped()
+                if isinstance(exc, PermanentError):
+                    self._fail(str(exc) or type(exc).__name__)
+                    return None
+                if isinstance(exc, TransientError):
+                    return self._transient(str(exc) or type(exc).__name__, exc.retry_after)
+                # an executor's bug (or a Stopped nobody asked for): retried, as transient
                 return self._transient(f"{type(exc).__name__}: {exc}")
-        self._succeed(time.monotonic() - started)
+        if self.stop_reason in ("limit", "cancel"):
+            return self._stopped()
+        self._succeed(time.monotonic() - started)  # also when it finished as the worker stopped
         return None
+
+    # --- stopping ---------------------------------------------------------------------------
+
+    def _stop(self, run: JobRun, reason: str) -> None:
+        """The watchdog's side: tell the executor to stop, record the outcome at once, then
+        give the executor the grace to return; end the process or abandon the try if not.
+
+        A worker shutting down ("shutdown") only tells the executor: the try hands itself
+        back when it returns (see `_stopped`).
+        """
+        self.stop_reason = reason
+        run.stop.set()
+        if reason == "shutdown":
+            log.info(
+                "job %s try %s told to stop: the worker is stopping",
+                self.job.job_id,
+                self.attempt,
+                extra=self._fields("job_stop_requested", reason=reason),
+            )
+            return
+        log.info(
+            "job %s try %s told to stop (%s)",
+            self.job.job_id,
+            self.attempt,
+            limit_reason(self.limit) if reason == "limit" else "job cancelled",
+            extra=self._fields("job_stop_requested", reason=reason),
+        )
+        try:
+            later = self._stopped()
+        except SQLAlchemyError as exc:
+            # Not recorded: the lease is no longer renewed, so a rescuer takes the try over
+            # once it expires; the executor is still ended or abandoned below.
+            log.error(
+                "job %s try %s: its outcome could not be recorded (%s)",
+                self.job.job_id,
+                self.attempt,
+                type(exc).__name__,
+                extra=self._fields("stop_outcome_unrecorded", reason=reason),
+            )
+            later = None
+        if isinstance(later, RetryLater):
+            if self.publish is None:
+                log.error(
+                    "job %s: no way to publish try %s; the sweeper will re-dispatch it",
+                    self.job.job_id,
+                    later.attempt,
+                    extra=self._fields("next_try_unpublished"),
+                )
+            else:
+                self.publish(later)
+        if self.returned.wait(self.ctx.stop_grace):
+            return
+        if self.ctx.can_end_process:
+            log.warning(
+                "job %s try %s did not stop within %.1fs; ending worker process %s",
+                self.job.job_id,
+                self.attempt,
+                self.ctx.stop_grace,
+                os.getpid(),
+                extra=self._fields("worker_process_ended", reason=reason),
+            )
+            for handler in logging.getLogger().handlers:
+                handler.flush()
+            # The pool starts a new child; the message, requeued as the worker was lost, comes
+            # back as a stale duplicate and is dropped by the attempt check.
+            os._exit(70)
+        if self.greenlet is not None:
+            log.warning(
+                "job %s try %s did not stop within %.1fs; ending its greenlet",
+                self.job.job_id,
+                self.attempt,
+                self.ctx.stop_grace,
+                extra=self._fields("job_greenlet_ended", reason=reason),
+            )
+            # GreenletExit at its next yield frees the pool slot; Celery's gevent pool treats a
+            # killed greenlet's task as done and acknowledges it (its outcome is recorded).
+            self.greenlet.kill(block=False)
+            return
+        log.warning(
+            "job %s try %s did not stop within %.1fs; abandoned (its outcome is recorded, "
+            "a late one changes nothing)",
+            self.job.job_id,
+            self.attempt,
+            self.ctx.stop_grace,
+            extra=self._fields("job_try_abandoned", reason=reason),
+        )
+
+    def _stopped(self) -> RetryLater | None:
+        """The outcome of a try told to stop: CANCELLED, or a transient time-limit failure.
+        (One stopped by its worker's shutdown hands itself back instead: `_hand_back`.)"""
+        if self.stop_reason == "cancel":
+            self._cancelled()
+            return None
+        return self._transient(limit_reason(self.limit))
+
+    def _hand_back(self) -> HandBack | None:
+        if not self._take_outcome():
+            return None
+        self.ctx.store.release_lease(self.run_id)
+        log.info(
+            "job %s try %s handed back unfinished",
+            self.job.job_id,
+            self.attempt,
+            extra=self._fields("job_handed_back"),
+        )
+        return HandBack()
 
     # --- outcomes ---------------------------------------------------------------------------
 
+    def _take_outcome(self) -> bool:
+        """True for the first caller only: a try has one outcome, the late one is dropped."""
+        with self._outcome_lock:
+            if self._outcome_taken:
+                log.info(
+                    "job %s try %s already has its outcome; a second one is ignored",
+                    self.job.job_id,
+                    self.attempt,
+                    extra=self._fields("late_outcome_ignored"),
+                )
+                return False
+            self._outcome_taken = True
+            return True
+
     def _succeed(self, seconds: float) -> None:
+        if not self._take_outcome():
+            return
         self._finish(RunStatus.SUCCEEDED, outcomes.succeeded(self.job, self.clock.now()), None)
         metrics.OUTCOMES.labels(self.task, "success").inc()
         log.info(
@@ -199,6 +412,8 @@ class _Try:
         )
 
     def _fail(self, reason: str) -> None:
+        if not self._take_outcome():
+            return
         reason = reason[: outcomes.REASON_LIMIT]
         self._finish(RunStatus.FAILED, outcomes.failed(reason, self.clock.now()), reason)
         metrics.OUTCOMES.labels(self.task, "failed").inc()
@@ -210,6 +425,8 @@ class _Try:
         )
 
     def _transient(self, error: str, retry_after: float | None = None) -> RetryLater | None:
+        if not self._take_outcome():
+            return None
         error = error[: outcomes.REASON_LIMIT]
         if self.ctx.retry.exhausted(self.attempt):
             self._exhaust(error)
@@ -227,6 +444,19 @@ class _Try:
             extra=self._fields("job_error_retry", outcome="retry", reason=error),
         )
         return RetryLater(self.attempt + 1, delay)
+
+    def _cancelled(self) -> None:
+        if not self._take_outcome():
+            return
+        # The job row is CANCELLED already: only the run history changes (finish's guard).
+        self._finish(RunStatus.CANCELLED, {}, "job cancelled", quiet=True)
+        metrics.OUTCOMES.labels(self.task, "cancelled").inc()
+        log.info(
+            "job %s try %s cancelled",
+            self.job.job_id,
+            self.attempt,
+            extra=self._fields("job_cancelled", outcome="cancelled"),
+        )
 
     def _exhaust(self, error: str) -> None:
         reason = outcomes.exhaustion_reason(self.attempt, error)
@@ -261,7 +491,9 @@ class _Try:
                 extra=self._fields("dead_letter_failed"),
             )
 
-    def _finish(self, run_status: RunStatus, values: dict[str, Any], error: str | None) -> None:
+    def _finish(
+        self, run_status: RunStatus, values: dict[str, Any], error: str | None, quiet: bool = False
+    ) -> None:
         # The executor has run: keep trying to record that, through a database restart.
         delay = 0.2
         deadline = time.monotonic() + self.ctx.lease.total_seconds()
@@ -282,7 +514,7 @@ class _Try:
                 )
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        if not changed:
+        if not changed and not quiet:
             log.warning(
                 "job %s changed while try %s ran; outcome kept in run history only",
                 self.job.job_id,

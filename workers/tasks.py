@@ -10,11 +10,12 @@ from datetime import timedelta
 from typing import Any
 
 from celery import Celery, Task
-from celery.signals import worker_process_shutdown
+from celery.exceptions import Reject
+from celery.signals import worker_process_init, worker_process_shutdown
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from executors import DuplicateExecutorError, ExecutorLoadError, load_registry
-from jobexec.config import Settings
+from jobexec.config import ConfigError, Settings
 from jobexec.db.engine import database_url, make_engine
 from jobexec.db.store import JobStore
 from jobexec.deadletter import DeadLetterWriter
@@ -23,13 +24,22 @@ from jobexec.kafka import reliable_producer
 from jobexec.retention import prune_step
 from workers.celeryconf import TASK_NAME
 from workers.lease import LeaseKeeper
-from workers.lifecycle import Origin, WorkerContext, handle
+from workers.lifecycle import HandBack, Origin, RetryLater, WorkerContext, handle
+from workers.limits import TimeLimits
 from workers.rescue import rescue_step
 from workers.retry import RetryPolicy
 
 log = logging.getLogger("jobexec.worker")
 
 _contexts: dict[int, WorkerContext] = {}
+# Set in prefork pool children only: there a try that will not stop can end its process.
+_in_pool_child = False
+
+
+@worker_process_init.connect  # type: ignore[untyped-decorator]
+def _mark_pool_child(**_kwargs: Any) -> None:
+    global _in_pool_child
+    _in_pool_child = True
 
 
 def build_context(settings: Settings) -> WorkerContext:
@@ -45,19 +55,24 @@ def build_context(settings: Settings) -> WorkerContext:
     # replaces the whole pool on that disconnect; a ping per checkout cost 12% (profiled).
     store = JobStore(make_engine(database_url(settings), pre_ping=False))
     lease = timedelta(milliseconds=settings.get("configs.lease.duration-ms"))
+    registry = load_registry(settings)
     return WorkerContext(
         store=store,
-        registry=load_registry(settings),
+        registry=registry,
         retry=RetryPolicy.from_settings(settings),
         lease=lease,
         leases=LeaseKeeper(store, lease, settings.get("configs.lease.heartbeat-ms") / 1000),
         dead_letters=dead_letters,
         events_topic=settings.get("configs.kafka.topic.job-events"),
+        limits=TimeLimits.from_settings(settings, registry.tasks),
+        stop_grace=settings.get("configs.executors.cancel-grace-ms") / 1000,
+        can_end_process=_in_pool_child,
     )
 
 
 def check_registry(settings: Settings) -> None:
-    """Load every executor once, or exit 2 with one line saying which plugin is wrong."""
+    """Load every executor once, or exit 2 with one line saying which plugin (or which of
+    their time limits) is wrong."""
     try:
         registry = load_registry(settings)
     except (DuplicateExecutorError, ExecutorLoadError) as exc:
@@ -65,6 +80,11 @@ def check_registry(settings: Settings) -> None:
         raise SystemExit(2) from None
     log.info("executors: %s", ", ".join(registry.tasks), extra={"action": "executors_checked"})
     registry.close()
+    try:
+        TimeLimits.from_settings(settings, registry.tasks)
+    except ConfigError as exc:
+        print(f"jobexec: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     if not settings.get("configs.kafka.bootstrap-servers"):
         log.warning(
             "configs.kafka.bootstrap-servers is not set: exhausted runs will not be dead-lettered",
@@ -78,6 +98,11 @@ def _close_executors(**_kwargs: Any) -> None:
     if ctx is not None:
         ctx.registry.close()
         ctx.store.engine.dispose()
+
+
+def running_context() -> WorkerContext | None:
+    """This process's context, if it has run a try."""
+    return _contexts.get(os.getpid())
 
 
 def context(settings: Settings) -> WorkerContext:
@@ -113,8 +138,28 @@ def register(app: Celery, settings: Settings) -> None:
             return
         ctx = context(settings)
         worker = f"{self.request.hostname or socket.gethostname()}/{os.getpid()}"
+        request = self.request
+
+        def next_try_kwargs(attempt: int) -> dict[str, Any]:
+            return {
+                "job_id": event.job_id,
+                "attempt": attempt,
+                "scheduled_at": scheduled_at,
+                "origin": origin,
+            }
+
+        def publish(later: RetryLater) -> None:
+            # From the watchdog's thread, while this task may hang: what self.retry would send.
+            self.signature_from_request(
+                request,
+                (),
+                next_try_kwargs(later.attempt),
+                countdown=later.delay,
+                retries=request.retries + 1,
+            ).apply_async()
+
         try:
-            retry = handle(ctx, event, worker, _origin(origin))
+            retry = handle(ctx, event, worker, _origin(origin), publish)
         except (DataError, IntegrityError) as exc:
             # The database refuses these kwargs (out of range, too long): a retry cannot pass.
             reason = f"{type(exc).__name__}: {str(exc.orig).partition(chr(10))[0]}"
@@ -145,14 +190,11 @@ def register(app: Celery, settings: Settings) -> None:
                 },
             )
             raise self.retry(countdown=delay, max_retries=None) from None
+        if isinstance(retry, HandBack):
+            raise Reject("the worker is stopping: try handed back", requeue=True)
         if retry is not None:
             raise self.retry(
-                kwargs={
-                    "job_id": event.job_id,
-                    "attempt": retry.attempt,
-                    "scheduled_at": scheduled_at,
-                    "origin": origin,
-                },
+                kwargs=next_try_kwargs(retry.attempt),
                 countdown=retry.delay,
                 max_retries=None,
             )

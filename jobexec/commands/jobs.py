@@ -1,8 +1,9 @@
-"""`jobexec jobs submit|list|show|cancel|retry`: the jobs table, as an operator works with it.
+"""`jobexec jobs submit|list|show|cancel|pause|resume|retry`: the jobs table, as an operator
+works with it.
 
 `submit` inserts a row as the job API does (status SCHEDULED, attempts 0); `jobexec scheduler`
-dispatches it when it is due. `cancel` and `retry` change a row only if it still has the status
-they checked, so a worker finishing meanwhile is never overwritten.
+dispatches it when it is due. `cancel`, `pause`, `resume` and `retry` change a row only if it
+still has the status they checked, so a worker finishing meanwhile is never overwritten.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from jobexec.db.store import JobStore
 from jobexec.masking import mask_text, mask_value
 from jobexec.printable import printable
 
-# A run may be in flight: cancelling needs --force, and the run is not stopped by it.
+# A run may be in flight: cancelling tells its running try to stop.
 IN_FLIGHT = frozenset({JobStatus.RUNNING, JobStatus.DISPATCHED})
 FINAL = frozenset({JobStatus.COMPLETED, JobStatus.CANCELLED})
 REASON_WIDTH = 60
@@ -44,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add `jobs` and its sub-commands to the `jobexec` parser."""
     jobs = subparsers.add_parser(
         "jobs",
-        help="submit, list, show, cancel and retry jobs",
+        help="submit, list, show, cancel, pause, resume and retry jobs",
         description="Work with the jobs table (needs configs.jobDb.url).",
     )
     sub = jobs.add_subparsers(dest="jobs_command", required=True, metavar="COMMAND")
@@ -101,13 +102,33 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     cancel = sub.add_parser(
         "cancel",
-        help="cancel a SCHEDULED, PAUSED or FAILED job",
-        description="Set a job CANCELLED. A RUNNING job is refused unless --force: the run in "
-        "flight is not stopped, and its outcome is then kept in the run history only.",
+        help="cancel a SCHEDULED, PAUSED, RUNNING or FAILED job",
+        description="Set a job CANCELLED at once. Of a RUNNING job, the running try is told to "
+        "stop: it is stopped within configs.executors.cancel-grace-ms, its process ended (or "
+        "the try abandoned) where it does not stop, and no further try runs.",
     )
     cancel.add_argument("job_id", metavar="JOB_ID")
-    cancel.add_argument("--force", action="store_true", help="cancel even while a run is in flight")
+    cancel.add_argument(
+        "--force", action="store_true", help="accepted for compatibility; no longer needed"
+    )
     cancel.set_defaults(func=cmd_cancel)
+
+    pause = sub.add_parser(
+        "pause",
+        help="pause a SCHEDULED job",
+        description="Set a SCHEDULED job PAUSED: no scheduler dispatches it until it is resumed.",
+    )
+    pause.add_argument("job_id", metavar="JOB_ID")
+    pause.set_defaults(func=cmd_pause)
+
+    resume = sub.add_parser(
+        "resume",
+        help="resume a PAUSED job",
+        description="Set a PAUSED job SCHEDULED again: a recurring job at its next fire time "
+        "after now (missed fires are not replayed), a one-time job at its own next_run_at.",
+    )
+    resume.add_argument("job_id", metavar="JOB_ID")
+    resume.set_defaults(func=cmd_resume)
 
     retry = sub.add_parser(
         "retry",
@@ -333,29 +354,67 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_cancel(args: argparse.Namespace) -> int:
     store = open_store(load_settings())
     try:
-        return _cancel(store, args.job_id, args.force)
+        return _cancel(store, args.job_id)
     finally:
         store.engine.dispose()
 
 
-def _cancel(store: JobStore, job_id: str, force: bool) -> int:
+def _cancel(store: JobStore, job_id: str) -> int:
     row = store.job_row(job_id)
     if row is None:
         raise CommandError(f"no job {job_id}")
     status = row["status"]
     if status in FINAL:
         raise CommandError(f"job {job_id} is already {status}, which is final")
-    if status in IN_FLIGHT and not force:
-        raise CommandError(
-            f"job {job_id} is {status}: a run is in flight; --force cancels it anyway "
-            "(the run is not stopped, its outcome is kept in the run history only)"
-        )
     change = JobAdmin(store).cancel(job_id, status)
     if not change.applied:
         raise CommandError(f"job {job_id} changed meanwhile (now {change.status}); try again")
-    note = "; the run in flight is not stopped" if status in IN_FLIGHT else ""
+    note = "; its running try is told to stop" if status in IN_FLIGHT else ""
     print(f"job {job_id} cancelled (was {status}{note})")
     return 0
+
+
+@command
+def cmd_pause(args: argparse.Namespace) -> int:
+    store = open_store(load_settings())
+    try:
+        row = _row_in(store, args.job_id, JobStatus.SCHEDULED, "paused")
+        change = JobAdmin(store).pause(args.job_id)
+    finally:
+        store.engine.dispose()
+    if not change.applied:
+        raise CommandError(f"job {args.job_id} changed meanwhile (now {change.status}); try again")
+    print(f"job {args.job_id} paused (was {row['status']})")
+    return 0
+
+
+@command
+def cmd_resume(args: argparse.Namespace) -> int:
+    store = open_store(load_settings())
+    try:
+        row = _row_in(store, args.job_id, JobStatus.PAUSED, "resumed")
+        cron = row["cron_expression"] if row["job_type"] == JobType.RECURRING else None
+        try:
+            change = JobAdmin(store).resume(args.job_id, cron)
+        except InvalidCron as exc:
+            raise CommandError(f"job {args.job_id} stays PAUSED: {exc}") from None
+        resumed = store.job_row(args.job_id) if change.applied else None
+    finally:
+        store.engine.dispose()
+    if resumed is None:
+        raise CommandError(f"job {args.job_id} changed meanwhile (now {change.status}); try again")
+    print(f"job {args.job_id} resumed, next run {_time(resumed['next_run_at'])} UTC")
+    return 0
+
+
+def _row_in(store: JobStore, job_id: str, status: str, done: str) -> dict[str, Any]:
+    """The job's row if it has `status`; otherwise one line naming the state it is in."""
+    row = store.job_row(job_id)
+    if row is None:
+        raise CommandError(f"no job {job_id}")
+    if row["status"] != status:
+        raise CommandError(f"job {job_id} is {row['status']}: only a {status} job can be {done}")
+    return row
 
 
 @command

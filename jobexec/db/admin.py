@@ -1,4 +1,5 @@
-"""Operator statements of the job CLI: list, cancel, retry, re-arm, and the DLT replay markers.
+"""Operator statements of the job CLI: list, cancel, pause, resume, retry, re-arm, and the DLT
+replay markers.
 
 Kept apart from `store.py`, whose queries serve the running service; these serve a person.
 Every change is conditional on the status the operator saw, so a job that moved meanwhile is
@@ -7,7 +8,7 @@ left alone and reported instead of overwritten.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from jobexec.cron import next_fire_time
 from jobexec.db.schema import dlq_replays, jobs
 from jobexec.db.states import JobStatus
 from jobexec.db.store import JobStore
@@ -52,6 +54,21 @@ class JobAdmin:
     def cancel(self, job_id: str, seen_status: str) -> Change:
         """CANCELLED, if the job still has the status the caller checked."""
         return self._change(job_id, seen_status, {"status": JobStatus.CANCELLED})
+
+    def pause(self, job_id: str) -> Change:
+        """A SCHEDULED job to PAUSED: schedulers dispatch only SCHEDULED jobs."""
+        return self._change(job_id, JobStatus.SCHEDULED, {"status": JobStatus.PAUSED})
+
+    def resume(self, job_id: str, cron_expression: str | None) -> Change:
+        """A PAUSED job back to SCHEDULED. A recurring job (`cron_expression` given) is due at
+        its next fire time after the database's now, missed fires not replayed; a one-time job
+        keeps its next_run_at. InvalidCron when the expression does not parse."""
+        next_run = (
+            None if cron_expression is None else (lambda now: next_fire_time(cron_expression, now))
+        )
+        return self._change(
+            job_id, JobStatus.PAUSED, {"status": JobStatus.SCHEDULED}, next_run=next_run
+        )
 
     def retry(self, job_id: str) -> Change:
         """A FAILED job back to SCHEDULED, due now, attempts 0, its failure cleared."""
@@ -109,11 +126,18 @@ class JobAdmin:
         return bool(changed)
 
     def _change(
-        self, job_id: str, seen_status: str, values: dict[str, Any], due_now: bool = False
+        self,
+        job_id: str,
+        seen_status: str,
+        values: dict[str, Any],
+        due_now: bool = False,
+        next_run: Callable[[datetime], datetime] | None = None,
     ) -> Change:
         with self.engine.begin() as conn:
             now = self.store.now(conn)
             extra = {"next_run_at": now} if due_now else {}
+            if next_run is not None:
+                extra = {"next_run_at": next_run(now)}
             changed = conn.execute(
                 update(jobs)
                 .where(jobs.c.job_id == job_id, jobs.c.status == seen_status)

@@ -28,3 +28,4 @@ class RunStatus(StrEnum):
     EXHAUSTED = "EXHAUSTED"
     # The try's worker died: its lease expired unfinished and a rescuer recorded it.
     LOST = "LOST"
+    CANCELLED = "CANCELLED"  # its job was cancelled while the try ran

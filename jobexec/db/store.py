@@ -206,6 +206,27 @@ class JobStore:
                 .values(lease_expires_at=expiry)
             )
 
+    def release_lease(self, run_id: int) -> None:
+        """End an unfinished try's lease now: a worker handing the try back lets the next
+        delivery take it over at once instead of waiting out the lease."""
+        now = datetime.now(UTC) if self._sqlite else func.now()
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(job_runs)
+                .where(job_runs.c.id == run_id, job_runs.c.finished_at.is_(None))
+                .values(lease_expires_at=now)
+            )
+
+    def cancelled_runs(self, run_ids: Sequence[int]) -> list[int]:
+        """Those of these tries whose job has been cancelled: the worker tells them to stop."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(job_runs.c.id)
+                .join(jobs, jobs.c.job_id == job_runs.c.job_id)
+                .where(job_runs.c.id.in_(run_ids), jobs.c.status == JobStatus.CANCELLED)
+            ).all()
+        return [int(r.id) for r in rows]
+
     def finish(
         self,
         job: Job,
@@ -219,7 +240,8 @@ class JobStore:
         """Write a try's outcome: the run row and, if still this try's, the job row."""
         finish_run = (
             update(job_runs)
-            .where(job_runs.c.id == run_id)
+            # An abandoned try's late outcome must not overwrite what the watchdog recorded.
+            .where(job_runs.c.id == run_id, job_runs.c.finished_at.is_(None))
             .values(status=run_status, finished_at=now, error=error)
         )
         settle_job = (

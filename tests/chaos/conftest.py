@@ -258,10 +258,13 @@ class ChaosStack(Stack):
 
     # --- jobs -------------------------------------------------------------------------------
 
-    def insert_http_jobs(self, ids: Iterable[str], status: str = "RUNNING") -> None:
+    def insert_http_jobs(
+        self, ids: Iterable[str], status: str = "RUNNING", **payload_fields: Any
+    ) -> None:
         """One-time http jobs at EXEC_PATH; RUNNING with attempts 1 as the scheduler leaves
-        them after dispatching, or SCHEDULED with attempts 0 for `jobexec scheduler`."""
-        payload = http_payload(self.http.url(EXEC_PATH))
+        them after dispatching, or SCHEDULED with attempts 0 for `jobexec scheduler`.
+        `payload_fields` are added to each payload (`max_run_seconds=2`)."""
+        payload = http_payload(self.http.url(EXEC_PATH), **payload_fields)
         rows = [
             {
                 "job_id": job_id,

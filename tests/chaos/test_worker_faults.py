@@ -157,3 +157,54 @@ def test_given_a_running_job_when_the_visibility_timeout_redelivers_its_task_the
     )
     assert restored == len(ids), f"{restored} unacknowledged messages for {len(ids)} running jobs"
     assert figures.extra["deferred_by_lease"] >= len(ids), chaos.worker_logs()[-3000:]
+
+
+HANG_LIMIT_S = 2.0
+HANG_GRACE_MS = 2000
+
+
+def test_given_runs_hanging_in_their_executor_when_their_limit_passes_then_they_are_recovered(
+    chaos: ChaosStack,
+) -> None:
+    # Given a worker of 4 children, and http jobs limited to 2 s each
+    ids = job_ids("hang", scaled(12))
+    chaos.configure_chaos({"configs.executors.cancel-grace-ms": str(HANG_GRACE_MS)})
+    chaos.insert_http_jobs(ids, max_run_seconds=HANG_LIMIT_S, timeout_seconds=900)
+    worker = chaos.launch("worker", concurrency=4)
+    chaos.launch("bridge")
+
+    # When the endpoint hangs (it answers after 10 minutes) for the first 4 calls, which fill
+    # every child, and answers at once afterwards
+    chaos.http.delay(EXEC_PATH, 600)
+    chaos.stream([job_event(j) for j in ids], per_second=200).join()
+    wait_until(lambda: len(chaos.http.calls(EXEC_PATH)) >= 4, 60, interval=0.05)
+    hung_at = time.monotonic()
+    chaos.http.delay(EXEC_PATH, 0)
+    hung = {c.headers["X-Job-Id"] for c in chaos.http.calls(EXEC_PATH)}
+
+    # Then every job completes: the hung tries end at their limit as transient failures and
+    # their runs complete on the second try; every other run executes once
+    settled = chaos.wait_settled(len(ids), timeout=90)
+    figures = chaos.verdict(
+        "executor_hang",
+        ids,
+        len(ids),
+        hung_at,
+        settled,
+        cut_off=hung,
+        hung_tries=len(hung),
+        limit_s=HANG_LIMIT_S,
+        grace_s=HANG_GRACE_MS / 1000,
+    )
+    assert len(hung) == 4
+    states = chaos.job_states()
+    assert {states[j][1] for j in hung} == {2}, "each hung run completed on its second try"
+    for job_id in hung:
+        first = chaos.store.runs(job_id)[0]
+        assert first["error"] == "run exceeded its time limit of 2 s", first
+    assert figures.extra["cut_off_reexec"] == len(hung)
+    # The bound: the limit, the grace before a child that ignores stop is ended, and a margin
+    # for the retry backoff and a new child's start
+    assert figures.recovery_s is not None
+    assert figures.recovery_s < HANG_LIMIT_S + HANG_GRACE_MS / 1000 + 20
+    assert worker.running()

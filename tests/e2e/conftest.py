@@ -94,11 +94,22 @@ class Stack:
 
     # --- processes --------------------------------------------------------------------------
 
-    def start(self, *names: str) -> None:
-        """Start `bridge`, `worker` and/or `scheduler`, then wait until each is ready."""
+    def start(self, *names: str, pool: str = "prefork", concurrency: int = 2) -> None:
+        """Start `bridge`, `worker` and/or `scheduler`, then wait until each is ready.
+
+        The worker runs `pool` (prefork, threads, gevent or solo) with `concurrency` slots.
+        """
         for name in names:
             args = (
-                ("worker", "--concurrency", "2", "--pool", "prefork", "--loglevel", "INFO")
+                (
+                    "worker",
+                    "--concurrency",
+                    str(concurrency),
+                    "--pool",
+                    pool,
+                    "--loglevel",
+                    "INFO",
+                )
                 if name == "worker"
                 else (name,)
             )

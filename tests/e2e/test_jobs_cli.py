@@ -294,11 +294,12 @@ def test_given_jobs_in_each_state_when_cancelling_then_the_rules_hold(stack: Sta
     for job_id in ("job_scheduled", "job_paused", "job_failed"):
         assert "cancelled" in ok(stack, "jobs", "cancel", job_id)
         assert stack.row(job_id)["status"] == "CANCELLED"
-    # A run in flight needs --force
-    assert "a run is in flight" in refused(stack, "jobs", "cancel", "job_running")
-    assert stack.row("job_running")["status"] == "RUNNING"
-    ok(stack, "jobs", "cancel", "job_running", "--force")
+    # A run in flight is cancelled at once, its try told to stop; --force is still accepted
+    assert "told to stop" in ok(stack, "jobs", "cancel", "job_running")
     assert stack.row("job_running")["status"] == "CANCELLED"
+    stack.insert("job_running_too", {"task": "noop"}, status="RUNNING")
+    ok(stack, "jobs", "cancel", "job_running_too", "--force")
+    assert stack.row("job_running_too")["status"] == "CANCELLED"
     # Final states stay as they are
     for job_id, status in (("job_completed", "COMPLETED"), ("job_cancelled", "CANCELLED")):
         assert f"already {status}, which is final" in refused(stack, "jobs", "cancel", job_id)

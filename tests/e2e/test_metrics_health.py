@@ -7,6 +7,8 @@ import re
 import urllib.error
 import urllib.request
 
+import pytest
+
 from tests.e2e.conftest import Stack, http_payload
 from tests.support.network import free_port
 from tests.support.waiting import wait_until
@@ -33,21 +35,24 @@ def metric(text: str, name: str, **labels: str) -> float:
     return total
 
 
-def start_with_metrics(stack: Stack, name: str, port: int) -> None:
+def start_with_metrics(stack: Stack, name: str, port: int, pool: str = "prefork") -> None:
     saved = stack.env
     stack.env = {**saved, "CONFIGS_METRICS_PORT": str(port), "CONFIGS_METRICS_HOST": "127.0.0.1"}
     try:
-        stack.start(name)
+        stack.start(name, pool=pool)
     finally:
         stack.env = saved
 
 
-def test_bridge_scheduler_and_worker_count_what_flows_and_report_ready(stack: Stack) -> None:
-    # Given the three processes, each with its metrics and health port.
+@pytest.mark.parametrize("pool", ["prefork", "threads", "gevent"])
+def test_bridge_scheduler_and_worker_count_what_flows_and_report_ready(
+    stack: Stack, pool: str
+) -> None:
+    # Given the three processes, each with its metrics and health port; the worker of this pool.
     stack.configure()
     ports = {name: free_port() for name in ("bridge", "scheduler", "worker")}
     for name, port in ports.items():
-        start_with_metrics(stack, name, port)
+        start_with_metrics(stack, name, port, pool=pool)
 
     # When two jobs succeed, one fails for good and one poison record arrives.
     stack.http.respond("/bad", [400])

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from tests.e2e.conftest import Stack, db_now, http_payload
 
 DLT_HEADERS = {
@@ -21,12 +23,13 @@ DLT_HEADERS = {
 HOURLY = "0 0 * * * *"  # fires on the hour: not again during the test
 
 
+@pytest.mark.parametrize("pool", ["prefork", "threads"])
 def test_given_each_outcome_situation_when_its_event_runs_then_the_row_says_what_happened(
-    stack: Stack,
+    stack: Stack, pool: str
 ) -> None:
-    # Given a deployment configured through a JDBC URL, 3 tries per run
+    # Given a deployment configured through a JDBC URL, 3 tries per run, a worker of this pool
     stack.configure(jdbc=True)
-    stack.start("bridge", "worker")
+    stack.start("bridge", "worker", pool=pool)
     url = stack.http.url
     stack.http.respond("/bad-request", [400])
     stack.http.respond("/flaky", [503])

@@ -49,8 +49,7 @@ def start_worker(stack: Stack, pool: str) -> None:
     worker.wait_for_log(r"celery@\S+ ready", timeout=60)
 
 
-# Not gevent yet: on main `--pool gevent` claims no try at all, rescuer or not (issue 8 item 7).
-@pytest.mark.parametrize("pool", ["prefork", "threads", "solo"])
+@pytest.mark.parametrize("pool", ["prefork", "threads", "solo", "gevent"])
 def test_given_bridge_and_worker_only_when_the_whole_worker_is_killed_9_mid_run_then_a_new_worker_completes_it_within_the_bound(  # noqa: E501
     stack: Stack, private_redis: PrivateRedis, pool: str
 ) -> None:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import pytest
 from sqlalchemy import make_url, update
 
-from executors import Executor, JobRun, PermanentError, Registry, TransientError
+from executors import Executor, JobRun, PermanentError, Registry, Stopped, TransientError
 from jobexec.config import Settings
 from jobexec.db.engine import make_engine
 from jobexec.db.migrate import upgrade
@@ -25,8 +25,9 @@ from jobexec.deadletter import DeadLetterWriter
 from jobexec.events import JobEvent
 from jobexec.kafka import reliable_producer
 from tests.support.kafka import KafkaTopics
+from tests.support.waiting import wait_until
 from workers.lease import LeaseKeeper
-from workers.lifecycle import RetryLater, WorkerContext, handle
+from workers.lifecycle import HandBack, RetryLater, WorkerContext, handle
 from workers.retry import RetryPolicy
 
 SETTINGS = Settings.load({})
@@ -370,3 +371,128 @@ def test_a_long_try_keeps_its_lease_alive_while_it_runs(
         probe.release.set()
         first.join(10)
     assert len(probe.calls) == 1
+
+
+# --- run control: time limits and cancel (contract section 9) ------------------------------
+
+
+def _wait_for(check: Any, timeout: float = 10.0) -> None:
+    wait_until(check, timeout, interval=0.05, message="condition not met")
+
+
+def test_a_try_past_its_limit_is_recorded_and_published_by_the_watchdog_and_its_late_end_is_void(
+    ctx: WorkerContext, store: JobStore, probe: ProbeExecutor
+) -> None:
+    # Given a job limited to 0.3 s, and an executor that ignores stop and returns when released
+    ctx.stop_grace = 0.3
+    dispatched(store, "job_slow", payload={"task": "probe", "max_run_seconds": 0.3})
+    probe.release.clear()
+    published: list[RetryLater] = []
+    results: list[RetryLater | None] = []
+    event = JobEvent("job_slow", 1, None)
+    first = threading.Thread(
+        target=lambda: results.append(handle(ctx, event, "w", None, published.append))
+    )
+    first.start()
+    try:
+        # When the limit passes, then the watchdog records the transient outcome and publishes
+        # the next try itself, while the executor still hangs
+        _wait_for(lambda: published)
+        assert [p.attempt for p in published] == [2]
+        job = store.job_row("job_slow")
+        assert job is not None and (job["status"], job["attempts"]) == ("RUNNING", 2)
+        [try_1] = store.runs("job_slow")
+        assert (try_1["status"], try_1["error"]) == (
+            "RETRYING",
+            "run exceeded its time limit of 0.3 s",
+        )
+        assert first.is_alive()
+    finally:
+        probe.release.set()
+        first.join(10)
+    # And the executor's late success changes nothing: no second outcome, no second retry
+    assert results == [None]
+    assert len(published) == 1
+    assert store.runs("job_slow")[0]["status"] == "RETRYING"
+    job = store.job_row("job_slow")
+    assert job is not None and (job["status"], job["attempts"]) == ("RUNNING", 2)
+
+
+def test_a_bad_limit_in_the_payload_fails_the_job_without_running_it(
+    ctx: WorkerContext, store: JobStore, probe: ProbeExecutor
+) -> None:
+    dispatched(store, "job_bad", payload={"task": "probe", "max_run_seconds": "soon"})
+
+    assert run(ctx, "job_bad") is None
+
+    job = store.job_row("job_bad")
+    assert job is not None and job["status"] == "FAILED"
+    assert "payload.max_run_seconds" in job["failure_reason"]
+    assert probe.calls == []
+
+
+def test_a_cancelled_job_has_its_running_try_stopped_and_recorded_cancelled(
+    ctx: WorkerContext, store: JobStore, probe: ProbeExecutor
+) -> None:
+    # Given a try that runs until released
+    dispatched(store, "job_c")
+    probe.release.clear()
+    results: list[RetryLater | None] = []
+    first = threading.Thread(target=lambda: results.append(run(ctx, "job_c")))
+    first.start()
+    try:
+        _wait_for(lambda: probe.calls)
+        # When its job is cancelled
+        with store.engine.begin() as conn:
+            conn.execute(update(jobs).where(jobs.c.job_id == "job_c").values(status="CANCELLED"))
+        # Then within about a second the try is told to stop and recorded CANCELLED
+        _wait_for(lambda: probe.calls[0].stop_requested(), timeout=3)
+        _wait_for(lambda: store.runs("job_c")[0]["status"] == "CANCELLED", timeout=3)
+    finally:
+        probe.release.set()
+        first.join(10)
+    assert results == [None]  # no further try
+    job = store.job_row("job_c")
+    assert job is not None and job["status"] == "CANCELLED"
+
+
+class WaitingExecutor(Executor):
+    """`waiting`: waits up to 10 s, and stops when told (as the built-in executors do)."""
+
+    task: ClassVar[str] = "waiting"
+
+    def execute(self, run: JobRun) -> None:
+        if run.wait(10):
+            raise Stopped("told to stop")
+
+
+def test_a_try_stopped_by_the_worker_shutdown_is_handed_back_and_taken_over_at_once(
+    ctx: WorkerContext, store: JobStore, probe: ProbeExecutor
+) -> None:
+    # Given a try of an executor that stops when told
+    ctx.registry = Registry([probe, WaitingExecutor(SETTINGS)])
+    dispatched(store, "job_w", payload={"task": "waiting"})
+    results: list[RetryLater | HandBack | None] = []
+    first = threading.Thread(target=lambda: results.append(run(ctx, "job_w")))
+    first.start()
+    _wait_for(lambda: store.runs("job_w"))
+
+    # When the worker stops and tells its tries to
+    ctx.leases.stop_all("shutdown")
+    first.join(5)
+
+    # Then the try hands itself back: no outcome, its lease released
+    assert results == [HandBack()]
+    [try_1] = store.runs("job_w")
+    assert try_1["finished_at"] is None
+    job = store.job_row("job_w")
+    assert job is not None and (job["status"], job["attempts"]) == ("RUNNING", 1)
+    # And the requeued message's delivery takes the same try over at once, not after the lease
+    ctx.leases = LeaseKeeper(store, ctx.lease, 10)
+    again: list[RetryLater | HandBack | None] = []
+    second = threading.Thread(target=lambda: again.append(run(ctx, "job_w")))
+    second.start()
+    _wait_for(lambda: store.runs("job_w")[0]["started_at"] > try_1["started_at"])
+    ctx.leases.stop_all("shutdown")
+    second.join(5)
+    assert again == [HandBack()]

@@ -32,6 +32,7 @@ JOBEXEC_COMMANDS = {
     ("db", "upgrade"),
     ("flower",),
     ("dev",),
+    ("console",),
 }
 CELERY_COMMANDS = {"worker", "flower", "beat", "inspect", "status", "events"}
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
 import pytest
 
-from executors import JobRun, PermanentError
+from executors import JobRun, PermanentError, Stopped
 from executors.noop import NoopExecutor
 from executors.sleep import SleepExecutor
 from jobexec.config import Settings
@@ -43,7 +44,9 @@ def test_given_no_seconds_when_a_sleep_run_is_executed_then_it_returns_at_once()
     assert time.monotonic() - started < 0.1
 
 
-@pytest.mark.parametrize("seconds", [-1, "3", None, True, float("nan"), float("inf")])
+@pytest.mark.parametrize(
+    "seconds", [-1, "3", None, True, float("nan"), float("inf"), 10**400, 1e300, 2**63]
+)
 def test_given_bad_seconds_when_a_sleep_run_is_executed_then_it_fails_permanently(
     seconds: Any,
 ) -> None:
@@ -54,3 +57,25 @@ def test_given_bad_seconds_when_a_sleep_run_is_executed_then_it_fails_permanentl
 def test_given_a_run_for_another_task_when_asked_then_the_executor_does_not_support_it() -> None:
     assert not SleepExecutor(SETTINGS).supports(run_of({"task": "noop"}))
     assert not NoopExecutor(SETTINGS).supports(run_of({"seconds": 1}))
+
+
+def test_given_a_long_sleep_when_told_to_stop_then_it_raises_stopped_within_a_second() -> None:
+    # Given a sleep of an hour
+    run = run_of({"task": "sleep", "seconds": 3600})
+    stopper = threading.Timer(0.2, run.stop.set)
+    stopper.start()
+    started = time.monotonic()
+
+    # When it is told to stop after 0.2 s, then it raises Stopped, within the contract's 1 s
+    with pytest.raises(Stopped):
+        SleepExecutor(SETTINGS).execute(run)
+    assert time.monotonic() - started < 0.2 + 1.0
+    stopper.join()
+
+
+def test_given_a_stopped_run_when_noop_executes_it_then_it_raises_stopped() -> None:
+    run = run_of({"task": "noop"})
+    run.stop.set()
+
+    with pytest.raises(Stopped):
+        NoopExecutor(SETTINGS).execute(run)
