@@ -101,6 +101,8 @@ class Bridge:
         self._pending: list[_Record] = []
         self._outage = False
         self._backpressure = False
+        for reason in metrics.PAUSE_REASONS:  # a series from the start: alerts see 0, not nothing
+            metrics.PAUSED.labels(reason).set(0)
         self._retry_at = 0.0
         self._retry_delay = 0.5
         self._depth_checked_at = 0.0

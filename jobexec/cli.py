@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import tempfile
+import textwrap
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -42,13 +43,59 @@ def _serve_health(settings: Settings, health: Health) -> None:
     if port:
         from jobexec.health import serve
 
-        serve(settings.get("configs.metrics.host"), port, health)
+        host = settings.get("configs.metrics.host")
+        serve(host, port, health, settings.source("configs.metrics.port"))
 
 
 def _settings() -> Settings:
     settings = settings_or_exit()
-    configure(settings.get("configs.log.format"))
+    configure(settings.get("configs.log.format"), settings.get("configs.logging.level"))
     return settings
+
+
+def _asks_help(passed_on: Sequence[str]) -> bool:
+    return any(arg in {"-h", "--help"} for arg in passed_on)
+
+
+def _help_with_celery_options(args: argparse.Namespace, command: str) -> int:
+    """Our help, then Celery's (or Flower's) own options: no configuration needed for either."""
+    args.own_parser.print_help()
+    if command == "flower":
+        _print_flower_options()
+        return 0
+    print(f"\nOptions of `celery {command}`, passed on as they are:\n", flush=True)
+    from celery import Celery
+
+    try:
+        Celery("jobexec").start(argv=[command, "--help"])
+    except SystemExit as exc:  # click ends its help with exit 0
+        return int(exc.code or 0)
+    return 0
+
+
+def _print_flower_options() -> None:
+    # Flower's options are tornado's; their defaults are left out, as one is a random secret.
+    from flower.options import options
+
+    print("\nFlower's own options, passed on as they are (--name=value):\n")
+    for option in sorted(options._options.values(), key=lambda o: o.name):
+        if option.group_name.endswith(("flower/options.py", "flower\\options.py")):
+            print(f"  --{option.name:<28} {option.help or ''}")
+
+
+def _sigint_like_sigterm() -> None:
+    """Ctrl-C stops a worker as SIGTERM does (cold, bounded), not by Celery's warm shutdown.
+
+    Celery installs its SIGINT handler through this module-level name at start-up; pointing it
+    at the SIGTERM handler (remapped to SIGQUIT's bounded shutdown) makes both signals one stop.
+    """
+    from functools import partial
+
+    import celery.apps.worker as celery_worker
+
+    celery_worker.install_worker_int_handler = partial(
+        celery_worker.install_worker_term_handler, sig="SIGINT"
+    )
 
 
 def cmd_bridge(_args: argparse.Namespace) -> int:
@@ -63,6 +110,8 @@ def cmd_bridge(_args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    if _asks_help(args.celery_args):
+        return _help_with_celery_options(args, "worker")
     # Billiard reads this at import: SIGTERM becomes a soft-then-cold shutdown, bounded in time,
     # instead of a warm one that waits for the longest task.
     os.environ.setdefault("REMAP_SIGTERM", "SIGQUIT")
@@ -78,17 +127,28 @@ def cmd_worker(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    _sigint_like_sigterm()  # after the patches: it imports Celery's worker module
     settings = _settings()
     settings.require("configs.jobDb.url")
     if settings.get("configs.metrics.port"):
         # Prefork children count in files here; the parent serves their sum.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="jobexec-metrics-")
+        from jobexec.db.engine import database_url
         from jobexec.health import Health
+        from workers.readiness import WorkerReadiness
 
-        _serve_health(settings, Health(stale_after=float("inf")))
+        health = Health(stale_after=float("inf"))
+        health.readiness = WorkerReadiness(settings.broker_url, database_url(settings))
+        _serve_health(settings, health)
     from workers.app import app
 
-    argv = ["worker", "--queues", settings.get("configs.celery.queue"), *args.celery_args]
+    argv = [
+        "worker",
+        "--queues",
+        settings.get("configs.celery.queue"),
+        f"--loglevel={settings.get('configs.logging.level')}",  # a --loglevel given later wins
+        *args.celery_args,
+    ]
     from celery.signals import worker_shutting_down
 
     asked: list[str] = []
@@ -137,6 +197,8 @@ def flower_login(settings: Settings) -> str:
 
 
 def cmd_flower(args: argparse.Namespace) -> int:
+    if _asks_help(args.flower_args):
+        return _help_with_celery_options(args, "flower")
     settings = _settings()
     login = flower_login(settings)
     # Set Flower's option directly, as a list of one login: FLOWER_BASIC_AUTH would be split on
@@ -215,9 +277,18 @@ def cmd_db_upgrade(_args: argparse.Namespace) -> int:
 
 
 def cmd_config(_args: argparse.Namespace) -> int:
+    from jobexec.config import KEYS
+
     settings = settings_or_exit()
-    for key, value in sorted(settings.masked().items()):
-        print(f"{key}={value}")
+    shown = settings.masked()
+    for name, value in sorted(shown.items()):
+        print(f"{name}={value}")
+    # The rest are defaults: commented, so the output stays a loadable properties file.
+    for key in sorted((k for k in KEYS if k.name not in shown), key=lambda k: k.name):
+        if key.default is None:
+            print(f"# {key.name}= (not set)")
+        else:
+            print(f"# {key.name}={key.default} (default)")
     return 0
 
 
@@ -236,52 +307,125 @@ def cmd_dev(args: argparse.Namespace) -> int:
     return run_dev(args.dir, args.duration)
 
 
+_LOCATION = (
+    "Settings come from the .properties and .yml files named by EXECUTOR_CONFIG_LOCATION (or "
+    "SPRING_CONFIG_LOCATION) and from environment variables (README: Configuration)."
+)
+
+
+def _command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    summary: str,
+    details: str,
+    **kwargs: object,
+) -> argparse.ArgumentParser:
+    """A sub-command whose `--help` shows its summary and what it needs."""
+    text = f"{summary[0].upper()}{summary[1:]}. {details}"
+    # Paragraphs wrapped, indented example lines kept as they are.
+    paragraphs = [p if p.startswith("  ") else textwrap.fill(p, 88) for p in text.split("\n\n")]
+    return sub.add_parser(
+        name,
+        help=summary,
+        description="\n\n".join(paragraphs),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def _describe_rest(action: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Give every sub-command without a description its one-line help as one."""
+    helps = {choice.dest: choice.help for choice in action._choices_actions}
+    for name, sub_parser in action.choices.items():
+        if sub_parser.description is None and helps.get(name):
+            sub_parser.description = str(helps[name])
+        for nested in sub_parser._actions:
+            if isinstance(nested, argparse._SubParsersAction):
+                _describe_rest(nested)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="jobexec",
-        description="Executor service for scheduled jobs. Settings come from the .properties files "
-        "in EXECUTOR_CONFIG_LOCATION (or SPRING_CONFIG_LOCATION) and from environment variables.",
+        description="Executor service for scheduled jobs. " + _LOCATION,
     )
     sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser(
-        "bridge", help="consume JobEvents from Kafka and enqueue Celery tasks"
+    _command(
+        sub,
+        "bridge",
+        "consume JobEvents from Kafka and enqueue Celery tasks",
+        "Needs configs.kafka.bootstrap-servers, the Celery broker and the job database. "
+        "SIGTERM or Ctrl-C stops it within 10 s, its offsets committed. " + _LOCATION,
     ).set_defaults(func=cmd_bridge)
-    worker = sub.add_parser(
+    worker = _command(
+        sub,
         "worker",
-        help="run a Celery worker (any `celery worker` option is passed on)",
+        "run a Celery worker that executes the jobs' tries",
+        "Needs configs.jobDb.url and the Celery broker. Every option after `worker` is Celery's "
+        "own and passed on as it is, for example\n\n"
+        "  jobexec worker --concurrency 8 --pool threads -Q jobs,emails\n\n"
+        "SIGTERM or Ctrl-C stops it within 10 s; running tries are handed back to the queue. "
+        + _LOCATION,
         prefix_chars="\0",  # every option after `worker` belongs to Celery
+        add_help=False,
     )
-    worker.add_argument("celery_args", nargs=argparse.REMAINDER)
-    worker.set_defaults(func=cmd_worker)
-    flower = sub.add_parser(
+    worker.add_argument("celery_args", nargs=argparse.REMAINDER, metavar="CELERY_OPTION")
+    worker.set_defaults(func=cmd_worker, own_parser=worker)
+    flower = _command(
+        sub,
         "flower",
-        help="Flower, the Celery monitor, behind basic auth (other flower options are passed on)",
+        "run Flower, the Celery monitor, behind basic auth",
+        "Needs secrets.flower.username and secrets.flower.password; binds configs.flower.address "
+        "and configs.flower.port. Every option after `flower` is Flower's own and passed on as it "
+        "is, for example\n\n  jobexec flower --url_prefix=flower\n\n" + _LOCATION,
         prefix_chars="\0",
+        add_help=False,
     )
-    flower.add_argument("flower_args", nargs=argparse.REMAINDER)
-    flower.set_defaults(func=cmd_flower)
-    scheduler = sub.add_parser("scheduler", help="claim due jobs and publish their JobEvents")
+    flower.add_argument("flower_args", nargs=argparse.REMAINDER, metavar="FLOWER_OPTION")
+    flower.set_defaults(func=cmd_flower, own_parser=flower)
+    scheduler = _command(
+        sub,
+        "scheduler",
+        "claim due jobs and publish their JobEvents",
+        "Also sweeps abandoned runs. Several schedulers may run at once. Needs the job database "
+        "and Kafka. " + _LOCATION,
+    )
     scheduler.add_argument(
         "--sweep-only",
         action="store_true",
         help="only re-dispatch abandoned runs, beside the existing system's scheduler",
     )
     scheduler.set_defaults(func=cmd_scheduler)
-    db = sub.add_parser("db", help="job database schema")
+    db = _command(sub, "db", "job database schema", "Needs configs.jobDb.url. " + _LOCATION)
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
-    db_sub.add_parser("upgrade", help="create or migrate the schema (safe to repeat)").set_defaults(
-        func=cmd_db_upgrade
-    )
-    sub.add_parser("config", help="print the effective settings, secrets masked").set_defaults(
-        func=cmd_config
-    )
-    sub.add_parser(
+    db_sub.add_parser(
+        "upgrade",
+        help="create or migrate the schema (safe to repeat)",
+        description="Create or migrate the schema of configs.jobDb.url: jobs, job_runs, "
+        "dlq_replays and the migration table. Safe to repeat.",
+    ).set_defaults(func=cmd_db_upgrade)
+    _command(
+        sub,
+        "config",
+        "print every effective setting, secrets masked",
+        "Settings that are set print as key=value; those left at their default print commented, "
+        "as '# key=value (default)', so the output is itself a valid properties file. " + _LOCATION,
+    ).set_defaults(func=cmd_config)
+    _command(
+        sub,
         "console",
-        help="the operator's web console: jobs, run history, actions, dead letters",
-        description="Serve the web console on configs.console.host:configs.console.port, "
-        "behind basic auth from secrets.console.username and secrets.console.password.",
+        "the operator's web console: jobs, run history, actions, dead letters",
+        "Serves the web console on configs.console.host:configs.console.port, behind basic auth "
+        "from secrets.console.username and secrets.console.password. " + _LOCATION,
     ).set_defaults(func=cmd_console)
-    dev = sub.add_parser("dev", help="run everything on this machine with embedded defaults")
+    dev = _command(
+        sub,
+        "dev",
+        "run everything on this machine with embedded Kafka, Redis and SQLite",
+        "Starts scheduler, bridge, worker and Flower (a random login, printed) with a demo job, "
+        "and shows the jobs and their latest runs. Needs no configuration: "
+        "pip install -e '.[dev]'. Ctrl-C stops everything.",
+    )
     dev.add_argument("--dir", default=".jobexec-dev", help="working folder [.jobexec-dev]")
     dev.add_argument(
         "--for",
@@ -296,6 +440,7 @@ def parser() -> argparse.ArgumentParser:
 
     jobs.register(sub)
     dlq.register(sub)
+    _describe_rest(sub)
     return root
 
 
@@ -306,6 +451,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"jobexec: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Ctrl-C on a short command (jobs, dlq, db upgrade) ends it as SIGTERM would, quietly.
+        print("jobexec: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
     return code
 
 

@@ -1,8 +1,10 @@
-"""Configuration: Java `.properties` files plus environment overrides, as Spring Boot reads them.
+"""Configuration: `.properties` and YAML files plus environment overrides, as Spring Boot has it.
 
 Files come from `EXECUTOR_CONFIG_LOCATION` (or `SPRING_CONFIG_LOCATION`), comma-separated, later
-files overriding earlier ones. An environment variable overrides any file by Spring's relaxed
-binding: `configs.kafka.bootstrap-servers` is `CONFIGS_KAFKA_BOOTSTRAPSERVERS`.
+files overriding earlier ones (jobexec/config_sources.py). An environment variable overrides any
+file by Spring's relaxed binding: `configs.kafka.bootstrap-servers` is
+`CONFIGS_KAFKA_BOOTSTRAPSERVERS`. `${name:default}` placeholders are resolved against the
+settings and the environment (jobexec/placeholders.py).
 """
 
 from __future__ import annotations
@@ -11,23 +13,16 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-import javaproperties
-
+from jobexec.config_error import ConfigError as ConfigError
+from jobexec.config_sources import config_files as config_files
+from jobexec.config_sources import join_lists, read_file
 from jobexec.masking import MASK, is_secret_key, mask_text
+from jobexec.placeholders import Placeholders
 
 KAFKA_PROPERTIES_PREFIXES = ("configs.kafka.properties.", "secrets.kafka.properties.")
-
-
-class ConfigError(Exception):
-    """A setting is missing or invalid; the message names the key and where it came from."""
-
-    def __init__(self, key: str, problem: str, source: str) -> None:
-        super().__init__(f"configuration error: {key} {problem} ({source})")
-        self.key = key
 
 
 def _whole_number(raw: str) -> int:
@@ -91,6 +86,18 @@ def _log_format(raw: str) -> str:
     value = raw.strip().lower()
     if value not in {"plain", "json"}:
         raise ValueError("must be plain or json")
+    return value
+
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(raw: str) -> str:
+    value = raw.strip().upper()
+    if value == "WARN":  # Spring's and logback's name
+        value = "WARNING"
+    if value not in _LOG_LEVELS:
+        raise ValueError("must be one of DEBUG, INFO, WARN, ERROR, CRITICAL")
     return value
 
 
@@ -170,6 +177,7 @@ KEYS: tuple[Key, ...] = (
     Key("secrets.smtp.username", None, _text, "SMTP user"),
     Key("secrets.smtp.password", None, _text, "SMTP password"),
     Key("configs.log.format", "plain", _log_format, "plain or json log lines"),
+    Key("configs.logging.level", "INFO", _log_level, "least severe log level written"),
     Key("configs.flower.address", "127.0.0.1", _text, "address `jobexec flower` binds"),
     Key("configs.flower.port", "5555", _port, "port of `jobexec flower`"),
     Key("secrets.flower.username", None, _text, "Flower basic-auth user"),
@@ -231,52 +239,14 @@ class RawConfig:
     secret_kafka_properties: set[str] = field(default_factory=set)
     # CONFIGS_* and SECRETS_* variables by name, for keys jobexec itself does not know (plugins').
     env: dict[str, str] = field(default_factory=dict)
-
-
-def config_files(environ: Mapping[str, str]) -> list[Path]:
-    raw = environ.get("EXECUTOR_CONFIG_LOCATION") or environ.get("SPRING_CONFIG_LOCATION") or ""
-    variable = (
-        "EXECUTOR_CONFIG_LOCATION"
-        if environ.get("EXECUTOR_CONFIG_LOCATION")
-        else ("SPRING_CONFIG_LOCATION")
-    )
-    paths: list[Path] = []
-    for entry in (e.strip() for e in raw.split(",")):
-        if not entry:
-            continue
-        optional = entry.startswith("optional:")
-        entry = entry.removeprefix("optional:").removeprefix("file:")
-        path = Path(entry)
-        if path.is_dir():
-            # Spring reads application.properties from a directory location; we add secrets.
-            found = [
-                p
-                for p in (path / "application.properties", path / "secrets.properties")
-                if p.is_file()
-            ]
-            if not found and not optional:
-                # A mistyped mount would otherwise run on defaults without a word.
-                problem = f"names {entry}, a directory without application.properties or "
-                raise ConfigError(variable, problem + "secrets.properties", "environment")
-            paths.extend(found)
-        elif path.is_file():
-            paths.append(path)
-        elif not optional:
-            raise ConfigError(variable, f"names {entry}, which does not exist", "environment")
-    return paths
+    placeholders: Placeholders | None = None
 
 
 def read_raw(environ: Mapping[str, str]) -> RawConfig:
     raw = RawConfig()
     files = config_files(environ)
     for path in files:
-        try:
-            with path.open(encoding="utf-8") as fh:
-                props = javaproperties.load(fh)
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            problem = f"cannot be read: {type(exc).__name__}"
-            raise ConfigError("configuration file", problem, str(path)) from None
-        for name, value in props.items():
+        for name, value in join_lists(read_file(path)).items():
             _put(raw, name, value, str(path))
     for name, value in environ.items():
         upper = name.upper()
@@ -292,12 +262,27 @@ def read_raw(environ: Mapping[str, str]) -> RawConfig:
         if env_name in environ:
             raw.values[_canon(key.name)] = (environ[env_name], f"environment variable {env_name}")
     env = {k: v for k, v in environ.items() if k.upper().startswith(("CONFIGS_", "SECRETS_"))}
+    placeholders = Placeholders(
+        {canon: value for canon, (value, _src) in raw.values.items()},
+        {_canon(k.name): k.default for k in KEYS if k.default is not None},
+        environ,
+        _canon,
+    )
+    # Every known key and Kafka property is used, so resolved now; plugins' keys on lookup.
+    for key in KEYS:
+        found = raw.values.get(_canon(key.name))
+        if found:
+            resolved = placeholders.resolve(key.name, found[0], found[1])
+            raw.values[_canon(key.name)] = (resolved, found[1])
+    for prop, (value, source) in raw.kafka_properties.items():
+        raw.kafka_properties[prop] = (placeholders.resolve(prop, value, source), source)
     return RawConfig(
         raw.values,
         raw.kafka_properties,
         tuple(str(p) for p in files),
         raw.secret_kafka_properties,
         env,
+        placeholders,
     )
 
 
@@ -370,9 +355,15 @@ class Settings:
         """Any property as text, by the same file and environment rules: for plugins' own keys."""
         env_name = relaxed_env_name(name)
         if env_name in self._raw.env:
-            return self._raw.env[env_name]
-        found = self._raw.values.get(_canon(name))
-        return found[0] if found else default
+            value, source = self._raw.env[env_name], f"environment variable {env_name}"
+        else:
+            found = self._raw.values.get(_canon(name))
+            if not found:
+                return default
+            value, source = found
+        if self._raw.placeholders is None:
+            return value
+        return self._raw.placeholders.resolve(name, value, source)
 
     def require(self, name: str) -> Any:
         value = self.get(name)

@@ -1,4 +1,8 @@
-"""Cron expressions of recurring jobs: 6-field Spring (seconds first) or 5-field Unix, in UTC."""
+"""Cron expressions of recurring jobs: 6-field Spring (seconds first) or 5-field Unix, in UTC.
+
+Spring's expressions, its macros (`@daily`, `@hourly`...) and its day forms (`L`, `W`, `#`) are
+evaluated by jobexec/spring_cron.py; 5-field Unix expressions by croniter, Vixie cron's rules.
+"""
 
 from __future__ import annotations
 
@@ -6,31 +10,30 @@ from datetime import UTC, datetime
 
 from croniter import croniter
 
+from jobexec.spring_cron import MACROS, SpringCron, SpringCronError
+
 
 class InvalidCron(ValueError):
     """The job's cron expression cannot be evaluated."""
 
 
-def _fields(expression: str) -> tuple[str, bool]:
-    fields = expression.split()
-    if len(fields) == 6:
-        # Spring puts seconds first; croniter wants them last. Spring's '?' means '*'.
-        return " ".join([*fields[1:], fields[0]]).replace("?", "*"), True
-    if len(fields) == 5:
-        return expression.replace("?", "*"), False
-    raise InvalidCron(f"cron expression {expression!r} has {len(fields)} fields, not 5 or 6")
-
-
 def next_fire_time(expression: str | None, after: datetime) -> datetime:
     """The first fire time strictly after `after`: missed fires are not replayed."""
-    if not expression:
+    if not expression or not expression.strip():
         raise InvalidCron("recurring job has no cron expression")
-    text, with_seconds = _fields(expression.strip())
+    text = expression.strip()
     start = after.astimezone(UTC) if after.tzinfo else after.replace(tzinfo=UTC)
+    fields = text.split()
+    if len(fields) == 6 or text.lower() in MACROS:
+        try:
+            return SpringCron(text).next_after(start).astimezone(UTC)
+        except SpringCronError as exc:
+            raise InvalidCron(f"cron expression {expression!r} is invalid: {exc}") from None
+    if len(fields) != 5:
+        raise InvalidCron(f"cron expression {expression!r} has {len(fields)} fields, not 5 or 6")
     try:
-        # Spring fires when day-of-month AND day-of-week match; Unix cron when either does.
-        itr = croniter(text, start, day_or=not with_seconds)
-        result = itr.get_next(datetime)
+        # Unix cron fires when day-of-month OR day-of-week matches.
+        result = croniter(text.replace("?", "*"), start, day_or=True).get_next(datetime)
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidCron(f"cron expression {expression!r} is invalid: {exc}") from None
     if not isinstance(result, datetime):

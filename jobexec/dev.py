@@ -8,27 +8,35 @@ processes, exactly as they are deployed; Ctrl-C stops them all.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-from sqlalchemy import make_url, select
+from sqlalchemy import make_url
 
 from jobexec.db.engine import make_engine
 from jobexec.db.migrate import upgrade
-from jobexec.db.schema import job_runs, jobs
 from jobexec.db.store import JobStore
+from jobexec.dev_view import View
 from jobexec.kafka import ensure_topics
 
 DEMO_JOB_ID = "job_demo-heartbeat"
 _EVENTS_TOPIC = "job-events"
+FLOWER_USER = "dev"
+# What `jobexec jobs ...` needs to reach this session: written to <dir>/application.properties.
+_SHARED_KEYS = (
+    "CONFIGS_JOBDB_URL",
+    "CONFIGS_KAFKA_BOOTSTRAPSERVERS",
+    "CONFIGS_KAFKA_TOPIC_JOBEVENTS",
+    "CONFIGS_CELERY_BROKERURL",
+)
 
 
 def _free_port() -> int:
@@ -56,11 +64,11 @@ class _Children:
         self.folder = folder
         self.procs: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = []
 
-    def start(self, name: str, argv: Sequence[str], env: dict[str, str]) -> None:
+    def start(self, name: str, argv: Sequence[str], env: Mapping[str, str]) -> None:
         log_file = (self.folder / f"{name}.log").open("ab")
         proc = subprocess.Popen(
             argv,
-            env=env,
+            env=dict(env),
             stdout=log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -167,27 +175,62 @@ def run_dev(folder_name: str, duration: float | None) -> int:
         _wait_for_port(redis_port)
         kafka = {"bootstrap.servers": f"127.0.0.1:{kafka_port}"}
         ensure_topics(kafka, {_EVENTS_TOPIC: 3, f"{_EVENTS_TOPIC}.DLT": 1})
-        print(
-            f"  Kafka (Tansu) on 127.0.0.1:{kafka_port}, Redis on 127.0.0.1:{redis_port}, "
-            f"SQLite at {db_path}",
-            flush=True,
-        )
         store = JobStore(make_engine(make_url(f"sqlite:///{db_path}")))
         upgrade(store.engine)
         _create_demo_job(store)
+        properties = _write_properties(folder, env)
         jobexec = [sys.executable, "-m", "jobexec.cli"]
-        children.start("scheduler", [*jobexec, "scheduler"], env)
-        children.start("bridge", [*jobexec, "bridge"], env)
-        children.start(
-            "worker", [*jobexec, "worker", "--concurrency", "2", "--loglevel", "INFO"], env
-        )
-        print("  bridge, worker and scheduler started; Ctrl-C stops everything\n", flush=True)
-        _watch(store, children, stop, duration)
+        metrics = {name: _free_port() for name in ("scheduler", "bridge", "worker")}
+        for name, argv in (
+            ("scheduler", ["scheduler"]),
+            ("bridge", ["bridge"]),
+            ("worker", ["worker", "--concurrency", "2"]),
+        ):
+            children.start(name, [*jobexec, *argv], _with_metrics(env, metrics[name]))
+        flower_port, flower_password = _free_port(), secrets.token_urlsafe(12)
+        flower_env = env | {
+            "CONFIGS_FLOWER_ADDRESS": "127.0.0.1",
+            "CONFIGS_FLOWER_PORT": str(flower_port),
+            "SECRETS_FLOWER_USERNAME": FLOWER_USER,
+            "SECRETS_FLOWER_PASSWORD": flower_password,
+        }
+        children.start("flower", [*jobexec, "flower"], flower_env)
+        header = [
+            f"jobexec dev: working folder {folder} (logs: *.log there)",
+            f"  Kafka (Tansu) 127.0.0.1:{kafka_port}, Redis 127.0.0.1:{redis_port}, "
+            f"SQLite {db_path}",
+            f"  Flower   http://127.0.0.1:{flower_port}/  user {FLOWER_USER}  "
+            f"password {flower_password} (new each start)",
+            "  metrics  "
+            + "  ".join(f"{n} http://127.0.0.1:{p}/metrics" for n, p in metrics.items()),
+            "  your own job, from another terminal:",
+            f"    export EXECUTOR_CONFIG_LOCATION={properties}",
+            "    jobexec jobs submit --task sleep --payload '{\"seconds\": 2}'",
+            "  bridge, worker, scheduler and Flower started; Ctrl-C stops everything",
+        ]
+        print("\n".join(header[1:]), flush=True)
+        _watch(View(store, header), children, stop, duration)
     finally:
         print("\nstopping...", flush=True)
         children.stop_all()
         print("stopped.", flush=True)
     return 0
+
+
+def _with_metrics(env: Mapping[str, str], port: int) -> dict[str, str]:
+    return {**env, "CONFIGS_METRICS_HOST": "127.0.0.1", "CONFIGS_METRICS_PORT": str(port)}
+
+
+def _write_properties(folder: Path, env: Mapping[str, str]) -> Path:
+    """The settings of this session as a file, for the user's own `jobexec jobs ...` commands."""
+    from jobexec.config import KEYS, relaxed_env_name
+
+    names = {relaxed_env_name(k.name): k.name for k in KEYS}
+    path = folder / "application.properties"
+    lines = ["# Written by `jobexec dev` at each start: the ports change.\n"]
+    lines += [f"{names[var]}={env[var]}\n" for var in _SHARED_KEYS]
+    path.write_text("".join(lines), encoding="utf-8")
+    return path
 
 
 def _create_demo_job(store: JobStore) -> None:
@@ -208,43 +251,14 @@ def _create_demo_job(store: JobStore) -> None:
     print(f"  demo recurring job {DEMO_JOB_ID}: task sleep, every 5 seconds", flush=True)
 
 
-def _watch(
-    store: JobStore, children: _Children, stop: threading.Event, duration: float | None
-) -> None:
-    """Print the jobs and their latest runs every few seconds: what runs, and how it ended."""
+def _watch(view: View, children: _Children, stop: threading.Event, duration: float | None) -> None:
+    """Redraw the view every few seconds until Ctrl-C, `--for` or a child's death."""
     ends_at = None if duration is None else time.monotonic() + duration
     while not stop.wait(3):
         dead = children.dead()
         if dead:
             print(f"  stopped unexpectedly: {', '.join(dead)} (see their .log files)", flush=True)
             return
-        _print_jobs(store)
+        view.draw()
         if ends_at is not None and time.monotonic() >= ends_at:
             return
-
-
-def _print_jobs(store: JobStore) -> None:
-    with store.engine.connect() as conn:
-        rows = conn.execute(select(jobs).order_by(jobs.c.job_id).limit(20)).mappings().all()
-        runs = conn.execute(
-            select(job_runs.c.job_id, job_runs.c.status).order_by(job_runs.c.id)
-        ).all()
-    done: dict[str, int] = {}
-    last: dict[str, str] = {}
-    for job_id, status in runs:
-        done[job_id] = done.get(job_id, 0) + 1
-        last[job_id] = status
-    stamp = datetime.now(UTC).strftime("%H:%M:%S")
-    print(
-        f"[{stamp}] {'job':<28} {'type':<10} {'status':<10} {'next run (UTC)':<20} "
-        f"{'runs':>5}  last run",
-        flush=True,
-    )
-    for row in rows:
-        next_run = row["next_run_at"].strftime("%Y-%m-%d %H:%M:%S")
-        print(
-            f"           {row['job_id']:<28} {row['job_type']:<10} {row['status']:<10} "
-            f"{next_run:<20} {done.get(row['job_id'], 0):>5}  "
-            f"{last.get(row['job_id'], '-')}",
-            flush=True,
-        )

@@ -36,6 +36,8 @@ from tornado.iostream import IOStream
 from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler
 
+from jobexec.config_error import ConfigError
+
 log = logging.getLogger("jobexec.health")
 
 Readiness = Callable[[], dict[str, bool]]
@@ -179,10 +181,19 @@ class _NotFound(RequestHandler):
         self.finish(b"not found\n")
 
 
-def serve(host: str, port: int, health: Health) -> HealthServer:
-    """Bind now (an OSError here means the address is taken), serve in a daemon thread; the
-    caller keeps the server to shut it down."""
-    sockets = bind_sockets(port, address=host)
+def serve(
+    host: str, port: int, health: Health, source: str = "configs.metrics.port"
+) -> HealthServer:
+    """Bind now, serve in a daemon thread; the caller keeps the server to shut it down.
+
+    A port that cannot be bound (another process on this host has it) is a ConfigError naming
+    configs.metrics.port and `source`, where the port was set: exit 2, one line.
+    """
+    try:
+        sockets = bind_sockets(port, address=host)
+    except OSError as exc:
+        problem = f"{port} cannot be bound on {host}: {exc.strerror or exc}"
+        raise ConfigError("configs.metrics.port", problem, source) from None
     server = HealthServer(sockets, health)
     server.start()
     log.info(

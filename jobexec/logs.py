@@ -13,6 +13,11 @@ from jobexec.printable import printable, printable_lines
 
 # Attributes every LogRecord has; anything else came from `extra=` and belongs in the event.
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+# Loggers of jobexec's own code; every other line (celery, kombu...) is a library's, and so is
+# librdkafka's, which confluent-kafka hands to jobexec.kafka.client.
+_OWN_LOGGERS = ("jobexec", "bridge", "workers", "executors")
+_LIBRARY_LOGGERS = ("jobexec.kafka.client",)
+LIBRARY_ACTION = "library_log"
 
 
 class JsonFormatter(logging.Formatter):
@@ -27,6 +32,8 @@ class JsonFormatter(logging.Formatter):
         }
         extra = {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
         event |= mask_value(extra)
+        if record.name.startswith(_LIBRARY_LOGGERS) or not record.name.startswith(_OWN_LOGGERS):
+            event.setdefault("action", LIBRARY_ACTION)
         if record.exc_info:
             event["exception"] = mask_text(self.formatException(record.exc_info))
         # json.dumps escapes every control character: nothing raw reaches a terminal.
@@ -48,7 +55,8 @@ class PlainFormatter(logging.Formatter):
         return printable_lines(mask_text(super().formatException(ei)))
 
 
-def configure(fmt: str = "plain", level: int = logging.INFO) -> None:
+def configure(fmt: str = "plain", level: int | str = logging.INFO) -> None:
+    """Route every process's log lines to stderr, plain or JSON, at `configs.logging.level`."""
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())

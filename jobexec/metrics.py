@@ -11,6 +11,7 @@ from prometheus_client import Counter, Gauge, Histogram
 # --- bridge ---------------------------------------------------------------------------------
 RECORDS_CONSUMED = Counter("jobexec_bridge_records_consumed", "Kafka records consumed")
 TASKS_ENQUEUED = Counter("jobexec_bridge_tasks_enqueued", "Celery tasks accepted by the broker")
+# reason: poison (bridge), exhausted (worker), abandoned (sweeper: tries spent, worker gone).
 DEAD_LETTERED = Counter(
     "jobexec_dead_lettered", "Records written to the dead-letter topic", ["reason"]
 )
@@ -21,6 +22,7 @@ CONSUMER_LAG = Gauge(
     ["topic", "partition"],
     multiprocess_mode="max",
 )
+PAUSE_REASONS = ("broker_down", "backpressure")
 PAUSED = Gauge(
     "jobexec_bridge_paused",
     "1 while the partitions are paused",

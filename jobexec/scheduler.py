@@ -24,6 +24,10 @@ from jobexec.sweeper import Sweeper
 
 log = logging.getLogger("jobexec.scheduler")
 
+# At stop, undelivered JobEvents get this long: the rest of the contract's 10 s is the claim in
+# progress and the producer's close. Runs still unacknowledged stay RUNNING and are swept later.
+STOP_FLUSH_S = 5.0
+
 
 class Scheduler:
     def __init__(
@@ -86,7 +90,7 @@ class Scheduler:
                 stop.wait(idle)
         if self.pruner is not None:
             self.pruner.stop()
-        self.producer.flush(5)  # within the 10 s stop; undelivered runs are swept later
+        self.producer.flush(STOP_FLUSH_S)
         log.info(
             "scheduler stopped after dispatching %s runs",
             self.dispatched,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from jobexec import outcomes
+from jobexec import metrics, outcomes
 from jobexec.config import Settings
 from jobexec.db.store import Dispatch, Job, JobStore
 from jobexec.deadletter import DeadLetterError, DeadLetterWriter
@@ -87,6 +87,7 @@ def settle_exhausted(
     try:
         dead_letters.send(outcomes.exhausted_letter(event, reason, topic))
         dead_letters.flush(10)
+        metrics.DEAD_LETTERED.labels("abandoned").inc()
     except DeadLetterError as exc:
         log.error(
             "could not dead-letter job %s: %s",

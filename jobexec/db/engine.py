@@ -8,6 +8,7 @@ from sqlalchemy import URL, Engine, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from jobexec.config import ConfigError, Settings
+from jobexec.db.jdbc import JdbcUrlError, parse_jdbc
 from jobexec.masking import mask_url
 
 _URL_KEY = "configs.jobDb.url"
@@ -53,28 +54,12 @@ def _check_driver(url: URL, settings: Settings) -> None:
 
 
 def _from_jdbc(rest: str, settings: Settings) -> URL:
-    # jdbc:postgresql://host:5432/[db][?k=v]; JDBC's user/password parameters map to the URL.
+    # PgJDBC's form, several hosts and JDBC parameters included (jobexec/db/jdbc.py).
     try:
-        url = make_url(rest)
-    except (ArgumentError, ValueError):
-        raise ConfigError(_URL_KEY, "is not a valid JDBC URL", settings.source(_URL_KEY)) from None
-    if url.drivername != "postgresql":
-        raise ConfigError(
-            _URL_KEY,
-            f"names an unsupported JDBC database {url.drivername!r}",
-            settings.source(_URL_KEY),
-        )
-    query = dict(url.query)
-    username = query.pop("user", None)
-    password = query.pop("password", None)
-    url = url.set(drivername="postgresql+psycopg", query=query)
-    if not url.database:
-        url = url.set(database=settings.get("configs.jobDb.name"))
-    if isinstance(username, str):
-        url = url.set(username=username)
-    if isinstance(password, str):
-        url = url.set(password=password)
-    return url
+        parsed = parse_jdbc(rest)
+    except JdbcUrlError as exc:
+        raise ConfigError(_URL_KEY, str(exc), settings.source(_URL_KEY)) from None
+    return parsed.sqlalchemy_url(settings.get("configs.jobDb.name"))
 
 
 def make_engine(url: URL, pre_ping: bool = True, **kwargs: Any) -> Engine:

@@ -402,6 +402,28 @@ class JobStore:
             ).mappings()
             return [dict(r) for r in rows]
 
+    # --- views (`jobexec dev`) --------------------------------------------------------------
+
+    def jobs_page(self, limit: int) -> list[dict[str, Any]]:
+        """The first `limit` jobs by id: what a small console shows."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(jobs).order_by(jobs.c.job_id).limit(limit)).mappings()
+            return [dict(r) for r in rows]
+
+    def latest_runs(self, limit: int) -> list[dict[str, Any]]:
+        """The `limit` most recent tries of any job, newest first (one indexed read, no scan)."""
+        columns = (
+            job_runs.c.job_id,
+            job_runs.c.attempt,
+            job_runs.c.status,
+            job_runs.c.started_at,
+            job_runs.c.finished_at,
+            job_runs.c.error,
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(*columns).order_by(job_runs.c.id.desc()).limit(limit))
+            return [dict(r._mapping) for r in rows]
+
     # --- retention --------------------------------------------------------------------------
     # History rows are deleted a batch per statement, each its own short transaction, by
     # primary key: no statement holds locks on more than `batch` rows for long.

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import socket
+from pathlib import Path
+
 import pytest
 
-from tests.support.config_files import ConfigFiles
+from tests.support.config_files import ConfigFiles, clean_environment
 from tests.support.kafka import KafkaTopics
 from tests.support.processes import Cli
 from tests.support.redis_queue import RedisBroker
@@ -107,3 +110,72 @@ def test_given_secrets_when_the_configuration_is_printed_or_used_then_no_secret_
     invalid = cli.run("config", env=env, timeout=30)
     assert invalid.returncode == 2
     assert SECRET not in invalid.stdout + invalid.stderr
+
+
+@pytest.mark.parametrize(
+    ("file_name", "text", "must_name"),
+    [
+        ("application.yml", "configs:\n  celery:\n    queue: [open\n", ("not valid YAML at line",)),
+        (
+            "application.properties",
+            "configs.smtp.host=${app.a}\napp.a=${configs.smtp.host}\n",
+            ("circular placeholder reference", "configs.smtp.host -> app.a -> configs.smtp.host"),
+        ),
+        (
+            "application.properties",
+            "configs.smtp.host=${SMTP_RELAY_HOST}\n",
+            ("configs.smtp.host", "${SMTP_RELAY_HOST}"),
+        ),
+    ],
+    ids=["yaml-syntax", "placeholder-cycle", "placeholder-unset"],
+)
+def test_given_a_spring_source_error_when_a_process_starts_then_it_exits_2_in_one_line(
+    file_name: str, text: str, must_name: tuple[str, ...], cli: Cli, tmp_path: Path
+) -> None:
+    path = tmp_path / file_name
+    path.write_text(text, encoding="utf-8")
+    env = {**clean_environment(), "SPRING_CONFIG_LOCATION": f"file:{path}"}
+
+    result = cli.run("config", env=env, timeout=30)
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    _assert_one_clean_line(result.stdout + result.stderr, result.stderr, str(path), *must_name)
+
+
+def test_given_a_classpath_location_when_a_process_starts_then_it_asks_for_a_file_path(
+    cli: Cli,
+) -> None:
+    env = {**clean_environment(), "SPRING_CONFIG_LOCATION": "classpath:/application.yml"}
+
+    result = cli.run("scheduler", env=env, timeout=30)
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    _assert_one_clean_line(
+        result.stdout + result.stderr, result.stderr, "SPRING_CONFIG_LOCATION", "give a file path"
+    )
+
+
+def test_given_a_metrics_port_in_use_when_a_second_process_starts_then_it_exits_2_naming_it(
+    cli: Cli, config_files: ConfigFiles, kafka: KafkaTopics, redis_broker: RedisBroker, pg_url: str
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        app = {
+            **_base(kafka, redis_broker, pg_url),
+            "configs.metrics.host": "127.0.0.1",
+            "configs.metrics.port": str(port),
+        }
+        env = config_files.write(app)
+
+        result = cli.run("bridge", env=env, timeout=60)
+
+    # (the bridge may log its start-up before it binds: the error is one line, the last)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "Traceback" not in output, output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("jobexec: ")]
+    assert errors == [result.stderr.strip().splitlines()[-1]], result.stderr
+    for text in ("configs.metrics.port", f"{port} cannot be bound", str(config_files.app_path)):
+        assert text in errors[0], errors[0]

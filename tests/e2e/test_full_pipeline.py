@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import time
 
 import pytest
 
@@ -101,3 +104,30 @@ def _group_alive(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_given_a_long_run_in_flight_when_the_worker_gets_sigint_then_it_stops_in_10s_like_sigterm(
+    stack: Stack,
+) -> None:
+    # Given a try that runs far longer than the stop bound, on a worker with the default lease
+    stack.configure()
+    stack.start("bridge", "worker", "scheduler")
+    stack.insert("job_long", {"task": "sleep", "seconds": 60}, status="SCHEDULED", attempts=0)
+    stack.wait_runs("job_long", lambda runs: bool(runs), timeout=20)
+
+    # When the worker gets one Ctrl-C (SIGINT), not SIGTERM (a second one is Celery's cold stop)
+    worker = stack.processes["worker"]
+    signalled = time.monotonic()
+    worker.send_signal(signal.SIGINT)
+    try:
+        code = worker.proc.wait(STOP_BOUND_S + 5)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"worker still runs after SIGINT\n{stack.log('worker')}") from None
+    seconds = time.monotonic() - signalled
+
+    # Then it stops within the contract's 10 s, as for SIGTERM, instead of waiting for the try
+    assert code == 0, stack.log("worker")
+    assert seconds <= STOP_BOUND_S, f"worker took {seconds:.1f}s to stop\n{stack.log('worker')}"
+    # And the try was handed back, not failed or finished
+    row = stack.row("job_long")
+    assert (row["status"], row["attempts"]) == ("RUNNING", 1), row

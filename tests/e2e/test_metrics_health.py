@@ -77,6 +77,10 @@ def test_bridge_scheduler_and_worker_count_what_flows_and_report_ready(
         message=lambda: get(ports["bridge"], "/metrics")[1],
     )
     assert scraped("bridge", "jobexec_bridge_records_consumed_total") >= 4
+    # The paused gauges have a series from the start, 0 while not paused: alerts can see them.
+    bridge_metrics = get(ports["bridge"], "/metrics")[1]
+    for reason in ("broker_down", "backpressure"):
+        assert f'jobexec_bridge_paused{{reason="{reason}"}} 0.0' in bridge_metrics, bridge_metrics
     wait_until(
         lambda: scraped("bridge", "jobexec_bridge_commits_total", result="ok") >= 1,
         15,
@@ -88,8 +92,8 @@ def test_bridge_scheduler_and_worker_count_what_flows_and_report_ready(
     assert metric(worker_metrics, "jobexec_job_outcomes_total", task="http", result="failed") == 1
     assert metric(worker_metrics, "jobexec_job_run_seconds_count", task="http") == 3
 
-    # And the bridge and scheduler say they are alive and ready.
-    for name in ("bridge", "scheduler"):
+    # And every process says it is alive and ready.
+    for name in ("bridge", "scheduler", "worker"):
         assert get(ports[name], "/healthz")[0] == 200
         status, body = get(ports[name], "/readyz")
         assert status == 200, body
@@ -113,3 +117,24 @@ def test_scheduler_is_not_ready_while_its_database_is_unreachable(stack: Stack) 
     answer = wait_until(readiness, 20, message="the scheduler never reported not ready")
     assert answer["checks"] == {"database": False, "kafka": True}
     assert get(port, "/healthz")[0] == 200  # alive: it keeps trying
+
+
+def test_worker_is_not_ready_while_its_database_is_unreachable(stack: Stack) -> None:
+    # Given a worker whose database URL points at a port nothing listens on.
+    stack.configure()
+    stack.env = {
+        **stack.env,
+        "CONFIGS_JOBDB_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/x",
+    }
+    port = free_port()
+    start_with_metrics(stack, "worker", port)
+
+    def readiness() -> dict[str, object] | None:
+        try:
+            status, body = get(port, "/readyz")
+        except OSError:  # not listening yet
+            return None
+        return json.loads(body) if status == 503 else None
+
+    answer = wait_until(readiness, 30, message="the worker never reported not ready")
+    assert answer["checks"] == {"celery_broker": True, "database": False}

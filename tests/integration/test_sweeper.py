@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import make_url, update
 
 from jobexec.config import Settings
@@ -128,6 +129,7 @@ def test_abandoned_run_without_tries_left_is_settled_as_exhausted(
         job_type="RECURRING",
         cron_expression="0 0 * * * *",
     )
+    counted_before = _abandoned_dead_letters()
     assert scheduler.tick() == 0
     spent = store.job_row("job_spent")
     assert spent is not None
@@ -144,3 +146,10 @@ def test_abandoned_run_without_tries_left_is_settled_as_exhausted(
         letter.headers["kafka_dlt-exception-fqcn"] == b"jobexec.AttemptsExhausted"
         for letter in letters
     )
+    # And both dead letters are counted, as the worker's and the bridge's are
+    assert _abandoned_dead_letters() - counted_before == 2
+
+
+def _abandoned_dead_letters() -> float:
+    labels = {"reason": "abandoned"}
+    return REGISTRY.get_sample_value("jobexec_dead_lettered_total", labels) or 0.0

@@ -3,6 +3,7 @@ so these tests read it and check what `docker compose up` would trip over."""
 
 from __future__ import annotations
 
+import base64
 import shlex
 from pathlib import Path
 from typing import Any
@@ -230,3 +231,29 @@ def test_given_bridge_and_scheduler_then_their_health_checks_probe_the_configure
         assert f"127.0.0.1:{port}/readyz" in check
     worker_check = " ".join(_services()["worker"]["healthcheck"]["test"])
     assert "celery -A workers.app inspect ping" in worker_check
+
+
+def test_given_kafka_then_its_cluster_id_is_a_kraft_uuid() -> None:
+    cluster_id = _environment(_services()["kafka"])["CLUSTER_ID"]
+
+    assert len(cluster_id) == 22
+    assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16  # a UUID's 16 bytes
+
+
+def test_given_kafka_then_the_host_reaches_it_on_loopback_only() -> None:
+    kafka = _services()["kafka"]
+    env = _environment(kafka)
+
+    assert kafka["ports"] == ["127.0.0.1:29092:29092"]
+    assert "HOST://localhost:29092" in env["KAFKA_ADVERTISED_LISTENERS"]
+    assert "HOST:PLAINTEXT" in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"]
+
+
+def test_given_the_build_context_then_local_state_and_secrets_stay_out_of_the_image() -> None:
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+
+    for entry in (".git", ".venv", "*.properties", ".jobexec-dev", "tests"):
+        assert entry in ignored
+    copied = (ROOT / "deploy" / "Dockerfile").read_text()
+    for needed in ("pyproject.toml", "README.md", "constraints.txt", "jobexec", "executors"):
+        assert needed in copied and needed not in ignored

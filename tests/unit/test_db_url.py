@@ -150,6 +150,95 @@ def test_sqlite_url_stays_usable_when_database_credentials_are_configured(tmp_pa
         engine.dispose()
 
 
+# --- JDBC: several hosts and parameters ---------------------------------------------------------
+
+
+def test_jdbc_url_with_several_hosts_becomes_repeated_host_parameters() -> None:
+    url = database_url(
+        settings("jdbc:postgresql://db1:5432,db2:6543,db3/jobs?targetServerType=primary")
+    )
+
+    assert url.host is None
+    assert url.database == "jobs"
+    assert url.query["host"] == ("db1:5432", "db2:6543", "db3:5432")
+    assert url.query["target_session_attrs"] == "primary"
+
+
+@pytest.mark.parametrize(
+    ("jdbc", "libpq"),
+    [
+        ("any", "any"),
+        ("primary", "primary"),
+        ("master", "primary"),
+        ("secondary", "standby"),
+        ("standby", "standby"),
+        ("preferSecondary", "prefer-standby"),
+        ("preferPrimary", "any"),
+    ],
+)
+def test_target_server_type_maps_to_target_session_attrs(jdbc: str, libpq: str) -> None:
+    url = database_url(settings(f"jdbc:postgresql://a:1,b:2/db?targetServerType={jdbc}"))
+
+    assert url.query["target_session_attrs"] == libpq
+
+
+def test_common_jdbc_parameters_map_to_libpq_names() -> None:
+    url = database_url(
+        settings(
+            "jdbc:postgresql://h:5432/db?ssl=true&currentSchema=app,public"
+            "&ApplicationName=orders-jobexec&connectTimeout=7"
+        )
+    )
+
+    assert dict(url.query) == {
+        "sslmode": "verify-full",
+        "options": "-c search_path=app,public",
+        "application_name": "orders-jobexec",
+        "connect_timeout": "7",
+    }
+
+
+@pytest.mark.parametrize(
+    ("query", "sslmode"),
+    [
+        ("ssl=true&sslmode=require", "require"),
+        ("sslmode=require&ssl=true", "require"),
+        ("ssl=false", "disable"),
+        ("sslmode=verify-ca", "verify-ca"),
+    ],
+)
+def test_explicit_sslmode_wins_over_ssl(query: str, sslmode: str) -> None:
+    url = database_url(settings(f"jdbc:postgresql://h:5432/db?{query}"))
+
+    assert url.query["sslmode"] == sslmode
+
+
+def test_other_jdbc_parameters_are_ignored_with_a_warning_naming_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = database_url(
+        settings("jdbc:postgresql://h:5432/db?prepareThreshold=0&reWriteBatchedInserts=true&ssl=1")
+    )
+
+    assert dict(url.query) == {"sslmode": "verify-full"}
+    warnings = [r for r in caplog.records if getattr(r, "action", "") == "jdbc_parameters_ignored"]
+    assert len(warnings) == 1
+    assert "prepareThreshold, reWriteBatchedInserts" in warnings[0].getMessage()
+
+
+def test_jdbc_ipv6_host_keeps_its_brackets_out_of_the_host() -> None:
+    url = database_url(settings("jdbc:postgresql://[::1]:5433/db"))
+
+    assert (url.host, url.port) == ("::1", 5433)
+
+
+def test_multi_host_url_is_masked_without_its_password() -> None:
+    url = database_url(settings("jdbc:postgresql://a:1,b:2/db?user=u&password=hunter2"))
+
+    assert "hunter2" not in masked(url)
+    assert "host=a%3A1&host=b%3A2" in masked(url)
+
+
 # --- errors ------------------------------------------------------------------------------------
 
 
@@ -178,7 +267,7 @@ def test_unsupported_url_is_a_config_error_naming_the_key(url: str) -> None:
     [
         "postgresql://u:hunter2@h:port/db",
         "jdbc:postgresql://h:54x2/db?password=hunter2",
-        "jdbc:postgresql://h1:5432,h2:5432/db?password=hunter2",  # PgJDBC's multi-host form
+        "jdbc:postgresql://h1:5432,h2:99999/db?password=hunter2",
     ],
 )
 def test_url_with_unparseable_port_is_a_config_error_naming_the_key(url: str) -> None:

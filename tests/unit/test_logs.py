@@ -148,3 +148,33 @@ def test_noisy_libraries_are_quietened_to_warning(capsys: pytest.CaptureFixture[
     logging.getLogger("jobexec.test").debug("ours")
 
     assert [event["message"] for event in json_lines(capsys.readouterr().err)] == ["ours"]
+
+
+@pytest.mark.parametrize(
+    "library", ["celery.worker.consumer", "kombu.connection", "jobexec.kafka.client"]
+)
+def test_json_lines_of_libraries_carry_the_library_log_action(
+    library: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logs.configure("json")
+
+    logging.getLogger(library).warning("Connection to broker lost")
+    logging.getLogger("jobexec.bridge").warning("own", extra={"action": "bridge_paused"})
+
+    first, second = json_lines(capsys.readouterr().err)
+    assert first["action"] == "library_log"
+    assert first["logger"] == library
+    assert second["action"] == "bridge_paused"
+
+
+@pytest.mark.parametrize(("level", "shown"), [("DEBUG", 2), ("INFO", 1), ("WARNING", 0)])
+def test_configured_level_is_the_least_severe_line_written(
+    level: str, shown: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logs.configure("json", level)
+    log = logging.getLogger("jobexec.test")
+
+    log.debug("debug line")
+    log.info("info line")
+
+    assert len(json_lines(capsys.readouterr().err)) == shown
