@@ -1,9 +1,10 @@
 """The bridge loop: Kafka records in, Celery tasks out, offsets stored only behind the broker.
 
 An offset is stored (and later committed by librdkafka's cadence, on revoke and on close) only
-after Redis accepted the task of that record and of every record before it in its partition.
-While Redis is unreachable, or the queue is deeper than `configs.bridge.max-queue-depth`, the
-partitions are paused: polling goes on, so the group membership is kept.
+after the Celery broker accepted (on RabbitMQ: confirmed) the task of that record and of every
+record before it in its partition. While the broker is unreachable, or the queues are deeper
+than `configs.bridge.max-queue-depth`, the partitions are paused: polling goes on, so the group
+membership is kept.
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
-from kombu.exceptions import KombuError
 
+from bridge.broker import BROKER_ERRORS
 from bridge.publisher import Enqueue, TaskPublisher
 from jobexec import metrics
 from jobexec.config import Settings
@@ -32,13 +32,8 @@ from workers.celeryconf import create_app
 
 log = logging.getLogger("jobexec.bridge")
 
-# What a failed hand-over to Redis or to the dead-letter topic can raise.
-HANDOVER_ERRORS: tuple[type[BaseException], ...] = (
-    KombuError,
-    redis.RedisError,
-    OSError,
-    DeadLetterError,
-)
+# What a failed hand-over to the Celery broker (any transport) or the dead-letter topic raises.
+HANDOVER_ERRORS: tuple[type[BaseException], ...] = (*BROKER_ERRORS, DeadLetterError)
 _BACKPRESSURE_CHECK_S = 0.5
 _MAX_RETRY_DELAY_S = 10.0
 

@@ -61,6 +61,13 @@ def _offset_reset(raw: str) -> str:
     return value
 
 
+def _queue_type(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"classic", "quorum"}:
+        raise ValueError("must be classic or quorum")
+    return value
+
+
 def _log_format(raw: str) -> str:
     value = raw.strip().lower()
     if value not in {"plain", "json"}:
@@ -97,6 +104,7 @@ KEYS: tuple[Key, ...] = (
     Key("configs.celery.broker-url", "redis://localhost:6379/0", _text, "Celery broker URL"),
     Key("secrets.celery.broker-password", None, _text, "password put into the broker URL"),
     Key("configs.celery.queue", "jobs", _text, "queue the bridge fills and workers drain"),
+    Key("configs.celery.queue-type", "classic", _queue_type, "RabbitMQ queues: classic or quorum"),
     Key("configs.celery.prefetch-multiplier", "1", _positive_int, "worker prefetch multiplier"),
     Key("configs.bridge.max-queue-depth", "10000", _positive_int, "pause the bridge above it"),
     Key("configs.bridge.commit-interval-ms", "1000", _positive_int, "offset commit cadence"),

@@ -1,5 +1,6 @@
-"""The bridge against real Tansu and Redis: every JobEvent becomes one Celery task, poison goes to
-the dead-letter topic, and an offset is committed only behind what Redis accepted (contract 4).
+"""The bridge against real Tansu and a real broker: every JobEvent becomes one Celery task, poison
+goes to the dead-letter topic, and an offset is committed only behind what the broker accepted
+(contract 4, 10). Each test runs on Redis and on RabbitMQ.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
@@ -18,25 +20,27 @@ from tests.integration.bridge_support import (
     PrivateRedis,
     RunningBridge,
     committed_offsets,
-    drain_tasks,
     end_offsets,
     environment,
     job_ids,
     new_job_ids,
-    queue_depth,
-    queued_tasks,
     read_records,
 )
 from tests.support.kafka import KafkaTopics
+from tests.support.network import TcpProxy
+from tests.support.rabbitmq_queue import RABBITMQ_URL, RabbitBroker
 from tests.support.redis_queue import RedisBroker
+from tests.support.task_messages import CeleryBroker
 from tests.support.waiting import wait_until
 from workers.celeryconf import TASK_NAME
 
 BridgeFactory = Callable[..., RunningBridge]
 
+pytestmark = pytest.mark.parametrize("celery_broker", ["redis", "rabbitmq"], indirect=True)
+
 
 @pytest.fixture
-def start_bridge(kafka: KafkaTopics, redis_broker: RedisBroker) -> Iterator[BridgeFactory]:
+def start_bridge(kafka: KafkaTopics, celery_broker: CeleryBroker) -> Iterator[BridgeFactory]:
     """`start_bridge(**overrides)`: a running bridge on this test's topics and queue.
 
     Overrides are property keys, e.g. `{"configs.bridge.max-queue-depth": "20"}`.
@@ -44,7 +48,7 @@ def start_bridge(kafka: KafkaTopics, redis_broker: RedisBroker) -> Iterator[Brid
     started: list[RunningBridge] = []
 
     def start(overrides: dict[str, str] | None = None) -> RunningBridge:
-        environ = environment(kafka.properties(), redis_broker.properties(), overrides or {})
+        environ = environment(kafka.properties(), celery_broker.properties(), overrides or {})
         bridge = RunningBridge(environ).start()
         started.append(bridge)
         return bridge
@@ -54,12 +58,34 @@ def start_bridge(kafka: KafkaTopics, redis_broker: RedisBroker) -> Iterator[Brid
         bridge.stop_quietly()
 
 
+@dataclass
+class BrokerOutage:
+    """A broker the test can take away: `.url` is what the bridge uses, `.queue` reads it."""
+
+    url: str
+    queue: CeleryBroker
+    stop: Callable[[], None]
+    start: Callable[[], None]
+
+
 @pytest.fixture
-def private_redis() -> Iterator[PrivateRedis]:
+def broker_outage(celery_broker: CeleryBroker) -> Iterator[BrokerOutage]:
+    """Redis: a private redis-server, restarted empty. RabbitMQ: a TCP proxy to the shared one
+    (the machine's server is never stopped), its messages kept across the outage."""
+    if isinstance(celery_broker, RabbitBroker):
+        proxy = TcpProxy("127.0.0.1", 5672)
+        proxy.start()
+        url = RABBITMQ_URL.replace(":5672/", f":{proxy.port}/")
+        try:
+            yield BrokerOutage(url, celery_broker, proxy.stop, proxy.start)
+        finally:
+            proxy.stop()
+        return
     server = PrivateRedis()
     server.start()
     try:
-        yield server
+        reader = RedisBroker(url=server.url, queue=celery_broker.queue)
+        yield BrokerOutage(server.url, reader, server.stop, server.start)
     finally:
         server.stop()
 
@@ -83,7 +109,7 @@ def _instant(iso: str | None) -> datetime:
 
 
 def test_given_good_job_events_when_bridged_then_one_task_each_and_offsets_committed_to_the_end(
-    kafka: KafkaTopics, redis_broker: RedisBroker, start_bridge: BridgeFactory
+    kafka: KafkaTopics, celery_broker: CeleryBroker, start_bridge: BridgeFactory
 ) -> None:
     # Given 300 JobEvents over 3 partitions, scheduledAt in each of the three accepted forms
     base = 1764380000.25
@@ -103,18 +129,18 @@ def test_given_good_job_events_when_bridged_then_one_task_each_and_offsets_commi
 
     # When the bridge runs until they are all enqueued, then stops
     bridge = start_bridge()
-    with redis_broker.client() as client:
-        wait_until(
-            lambda: queue_depth(client, redis_broker.queue) >= 300,
-            45,
-            message=lambda: f"queue depth {queue_depth(client, redis_broker.queue)} of 300",
-        )
-        time.sleep(1.0)  # a straggler duplicate would show up here
-        took = bridge.stop()
-        tasks = queued_tasks(client, redis_broker.queue)
+    wait_until(
+        lambda: celery_broker.depth() >= 300,
+        45,
+        message=lambda: f"queue depth {celery_broker.depth()} of 300",
+    )
+    time.sleep(1.0)  # a straggler duplicate would show up here
+    took = bridge.stop()
+    tasks = celery_broker.tasks()
 
-    # Then exactly one task per event, with the event's fields as kwargs
+    # Then exactly one task per event, persistent, with the event's fields as kwargs
     assert len(tasks) == 300
+    assert all(task.persistent for task in tasks)
     assert sorted(job_ids(tasks)) == sorted(ids)
     origins = set()
     for task in tasks:
@@ -149,7 +175,7 @@ POISON: list[tuple[str, bytes | None, bytes | None]] = [
 
 
 def test_given_poison_records_between_good_ones_then_each_is_dead_lettered_unchanged(
-    kafka: KafkaTopics, redis_broker: RedisBroker, start_bridge: BridgeFactory
+    kafka: KafkaTopics, celery_broker: CeleryBroker, start_bridge: BridgeFactory
 ) -> None:
     # Given each kind of poison record between good events that carry unknown fields and headers
     producer = BulkProducer(kafka.bootstrap)
@@ -174,19 +200,15 @@ def test_given_poison_records_between_good_ones_then_each_is_dead_lettered_uncha
 
     # When the bridge has handled all of them
     bridge = start_bridge()
-    with redis_broker.client() as client:
-        wait_until(
-            lambda: (
-                queue_depth(client, redis_broker.queue) >= len(good)
-                and bridge.bridge.stats.dead_lettered >= len(POISON)
-            ),
-            45,
-            message=lambda: (
-                f"depth {queue_depth(client, redis_broker.queue)}, stats {bridge.bridge.stats}"
-            ),
-        )
-        bridge.stop()
-        tasks = queued_tasks(client, redis_broker.queue)
+    wait_until(
+        lambda: (
+            celery_broker.depth() >= len(good) and bridge.bridge.stats.dead_lettered >= len(POISON)
+        ),
+        45,
+        message=lambda: f"depth {celery_broker.depth()}, stats {bridge.bridge.stats}",
+    )
+    bridge.stop()
+    tasks = celery_broker.tasks()
 
     # Then every good record is enqueued once, its unknown fields and headers ignored
     assert sorted(job_ids(tasks)) == sorted(good)
@@ -213,16 +235,15 @@ def test_given_poison_records_between_good_ones_then_each_is_dead_lettered_uncha
     assert _committed(kafka) == ends
 
 
-# --- 3. Redis outage ---------------------------------------------------------------------------
+# --- 3. broker outage --------------------------------------------------------------------------
 
 
-def test_given_redis_goes_down_then_nothing_is_committed_past_the_queue_and_nothing_is_lost(
-    kafka: KafkaTopics, private_redis: PrivateRedis, start_bridge: BridgeFactory
+def test_given_the_broker_goes_down_then_nothing_is_committed_past_the_queue_and_nothing_is_lost(
+    kafka: KafkaTopics, broker_outage: BrokerOutage, start_bridge: BridgeFactory
 ) -> None:
-    queue = "jobs-outage"
+    queue = broker_outage.queue
     overrides = {
-        "configs.celery.broker-url": private_redis.url,
-        "configs.celery.queue": queue,
+        "configs.celery.broker-url": broker_outage.url,
         "configs.bridge.commit-interval-ms": "200",
     }
     producer = BulkProducer(kafka.bootstrap)
@@ -234,15 +255,14 @@ def test_given_redis_goes_down_then_nothing_is_committed_past_the_queue_and_noth
     bridge.wait_assigned()
     producer.produce_events(kafka.topic, before)
     producer.flush()
-    with private_redis.client() as client:
-        wait_until(lambda: queue_depth(client, queue) >= len(before), 30, message="first batch")
-        seen_before = job_ids(queued_tasks(client, queue))
+    wait_until(lambda: queue.depth() >= len(before), 30, message="first batch")
+    seen_before = job_ids(queue.drain())
     assert sorted(seen_before) == sorted(before)
     first_ends = _ends(kafka, len(before))
     wait_until(lambda: _committed(kafka) == first_ends, 15, message="first batch not committed")
 
-    # When Redis stops and more events arrive
-    private_redis.stop()
+    # When the broker goes away and more events arrive
+    broker_outage.stop()
     producer.produce_events(kafka.topic, during)
     producer.flush()
 
@@ -256,28 +276,26 @@ def test_given_redis_goes_down_then_nothing_is_committed_past_the_queue_and_noth
     for _ in range(4):
         assert bridge.alive(), "the bridge thread died during the outage"
         assert bridge.assignment(), "the bridge lost its partitions during the outage"
-        assert _committed(kafka) == first_ends, "offsets committed while Redis was down"
+        assert _committed(kafka) == first_ends, "offsets committed while the broker was down"
         time.sleep(1.0)
     assert bridge.bridge.stats.enqueued == len(before)
 
-    # When Redis is back on the same port (empty: it kept nothing)
-    private_redis.start()
+    # When the broker is back on the same port
+    broker_outage.start()
 
     # Then every event of the outage is enqueued, and the offsets reach the end
-    with private_redis.client() as client:
-        wait_until(
-            lambda: set(during) <= set(job_ids(queued_tasks(client, queue))),
-            40,
-            message=lambda: (
-                f"after the outage: {queue_depth(client, queue)} of {len(during)} "
-                f"tasks, stats {bridge.bridge.stats}"
-            ),
-        )
-        all_ends = _ends(kafka, len(before) + len(during))
-        wait_until(lambda: _committed(kafka) == all_ends, 15, message="not committed")
-        assert not bridge.bridge.stats.paused
-        bridge.stop()
-        seen_after = job_ids(queued_tasks(client, queue))
+    wait_until(
+        lambda: set(during) <= set(job_ids(queue.tasks())),
+        40,
+        message=lambda: (
+            f"after the outage: {queue.depth()} of {len(during)} tasks, stats {bridge.bridge.stats}"
+        ),
+    )
+    all_ends = _ends(kafka, len(before) + len(during))
+    wait_until(lambda: _committed(kafka) == all_ends, 15, message="not committed")
+    assert not bridge.bridge.stats.paused
+    bridge.stop()
+    seen_after = job_ids(queue.tasks())
     union = Counter(seen_before) + Counter(seen_after)
     assert set(union) == set(before) | set(during), "events lost to the outage"
     assert sum(union.values()) >= len(before) + len(during)
@@ -287,7 +305,7 @@ def test_given_redis_goes_down_then_nothing_is_committed_past_the_queue_and_noth
 
 
 def test_given_a_full_queue_then_the_bridge_pauses_near_the_limit_and_resumes_below_half(
-    kafka: KafkaTopics, redis_broker: RedisBroker, start_bridge: BridgeFactory
+    kafka: KafkaTopics, celery_broker: CeleryBroker, start_bridge: BridgeFactory
 ) -> None:
     limit, batch = 20, 10
     ids = new_job_ids(200)
@@ -302,39 +320,38 @@ def test_given_a_full_queue_then_the_bridge_pauses_near_the_limit_and_resumes_be
             "configs.kafka.consumer.max-poll-records": str(batch),
         }
     )
-    with redis_broker.client() as client:
-        # Then the queue stops growing near the limit and the bridge says it is paused
-        wait_until(
-            lambda: bridge.bridge.stats.paused,
-            30,
-            message=lambda: f"never paused; depth {queue_depth(client, redis_broker.queue)}",
-        )
-        time.sleep(2.0)
-        depth = queue_depth(client, redis_broker.queue)
-        assert depth <= limit + batch, f"queue grew to {depth} with max-queue-depth {limit}"
-        assert bridge.bridge.stats.enqueued <= limit + batch
-        assert bridge.bridge.stats.paused
-        time.sleep(1.0)
-        assert queue_depth(client, redis_broker.queue) == depth, "paused, yet still enqueueing"
+    # Then the queue stops growing near the limit and the bridge says it is paused
+    wait_until(
+        lambda: bridge.bridge.stats.paused,
+        30,
+        message=lambda: f"never paused; depth {celery_broker.depth()}",
+    )
+    time.sleep(2.0)
+    depth = celery_broker.depth()
+    assert depth <= limit + batch, f"queue grew to {depth} with max-queue-depth {limit}"
+    assert bridge.bridge.stats.enqueued <= limit + batch
+    assert bridge.bridge.stats.paused
+    time.sleep(1.0)
+    assert celery_broker.depth() == depth, "paused, yet still enqueueing"
 
-        # When a worker drains the queue below half, again and again
-        drained: list[str] = []
+    # When a worker drains the queue below half, again and again
+    drained: list[str] = []
 
-        def drained_all() -> bool:
-            if queue_depth(client, redis_broker.queue) > limit + batch:
-                raise AssertionError("queue beyond the limit after a resume")
-            drained.extend(job_ids(drain_tasks(client, redis_broker.queue)))
-            return len(drained) >= len(ids)
+    def drained_all() -> bool:
+        if celery_broker.depth() > limit + batch:
+            raise AssertionError("queue beyond the limit after a resume")
+        drained.extend(job_ids(celery_broker.drain()))
+        return len(drained) >= len(ids)
 
-        # Then the bridge resumes each time and eventually enqueues all 200, each once
-        wait_until(
-            drained_all,
-            50,
-            interval=0.3,
-            message=lambda: f"{len(drained)} of {len(ids)} enqueued; {bridge.bridge.stats}",
-        )
-        bridge.stop()
-        drained.extend(job_ids(drain_tasks(client, redis_broker.queue)))
+    # Then the bridge resumes each time and eventually enqueues all 200, each once
+    wait_until(
+        drained_all,
+        50,
+        interval=0.3,
+        message=lambda: f"{len(drained)} of {len(ids)} enqueued; {bridge.bridge.stats}",
+    )
+    bridge.stop()
+    drained.extend(job_ids(celery_broker.drain()))
     assert sorted(drained) == sorted(ids)
     assert _committed(kafka) == _ends(kafka, len(ids))
 
@@ -343,7 +360,7 @@ def test_given_a_full_queue_then_the_bridge_pauses_near_the_limit_and_resumes_be
 
 
 def test_given_a_stop_mid_stream_then_a_second_bridge_carries_on_without_gaps_or_duplicates(
-    kafka: KafkaTopics, redis_broker: RedisBroker, start_bridge: BridgeFactory
+    kafka: KafkaTopics, celery_broker: CeleryBroker, start_bridge: BridgeFactory
 ) -> None:
     total = 400
     ids = new_job_ids(total)
@@ -384,18 +401,14 @@ def test_given_a_stop_mid_stream_then_a_second_bridge_carries_on_without_gaps_or
     assert not produce_errors, produce_errors
 
     # Then the two together enqueued every event exactly once
-    with redis_broker.client() as client:
-        wait_until(
-            lambda: queue_depth(client, redis_broker.queue) >= total,
-            45,
-            message=lambda: (
-                f"{queue_depth(client, redis_broker.queue)} of {total}; "
-                f"second bridge {second.bridge.stats}"
-            ),
-        )
-        time.sleep(1.0)  # let a duplicate, if any, arrive
-        second.stop()
-        tasks = queued_tasks(client, redis_broker.queue)
+    wait_until(
+        lambda: celery_broker.depth() >= total,
+        45,
+        message=lambda: f"{celery_broker.depth()} of {total}; second bridge {second.bridge.stats}",
+    )
+    time.sleep(1.0)  # let a duplicate, if any, arrive
+    second.stop()
+    tasks = celery_broker.tasks()
     counts = Counter(job_ids(tasks))
     assert set(counts) == set(ids), f"missing: {len(set(ids) - set(counts))}"
     duplicates = {job_id: n for job_id, n in counts.items() if n > 1}
