@@ -65,6 +65,9 @@ def cmd_bridge(_args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings()
     settings.require("configs.jobDb.url")
+    from workers.celeryconf import celery_config
+
+    celery_config(settings)  # a bad broker or Celery setting exits 2 before anything is logged
     # Billiard reads this at import: SIGTERM becomes a soft-then-cold shutdown, bounded in time,
     # instead of a warm one that waits for the longest task.
     os.environ.setdefault("REMAP_SIGTERM", "SIGQUIT")

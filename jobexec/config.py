@@ -307,6 +307,27 @@ class Settings:
         found = self._raw.values.get(_canon(name))
         return found[0] if found else default
 
+    def under(self, prefix: str) -> dict[str, tuple[str, str]]:
+        """Every file value whose key starts with `prefix`: (value, source) by the key's rest.
+
+        Keys are in canonical form (lower case, dashes dropped), as every key jobexec reads.
+        """
+        start = _canon(prefix)
+        return {
+            key[len(start) :]: found
+            for key, found in self._raw.values.items()
+            if key.startswith(start) and len(key) > len(start)
+        }
+
+    def environment_under(self, prefix: str) -> dict[str, str]:
+        """Every CONFIGS_*/SECRETS_* variable named after `prefix`: value by the name's rest."""
+        start = relaxed_env_name(prefix)
+        return {
+            name.upper()[len(start) :]: value
+            for name, value in self._raw.env.items()
+            if name.upper().startswith(start) and len(name) > len(start)
+        }
+
     def require(self, name: str) -> Any:
         value = self.get(name)
         if value is None or value == "":
@@ -355,6 +376,9 @@ class Settings:
         for prop, (value, _source) in self._raw.kafka_properties.items():
             secret = is_secret(prop) or prop in self._raw.secret_kafka_properties
             shown[f"kafka.{prop}"] = "***" if secret else value
+        from jobexec.celery_properties import masked_celery_properties
+
+        shown.update(masked_celery_properties(self))
         return shown
 
 

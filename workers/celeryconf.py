@@ -7,6 +7,7 @@ from typing import Any
 from celery import Celery
 from kombu.transport import resolve_transport
 
+from jobexec.celery_properties import apply_celery_properties
 from jobexec.config import ConfigError, Settings
 
 TASK_NAME = "jobexec.execute_job"
@@ -40,7 +41,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     queue_type = settings.get("configs.celery.queue-type")
     lease_s = settings.get("configs.lease.duration-ms") / 1000
     max_backoff_s = settings.get("configs.retry.max-backoff-ms") / 1000
-    return {
+    own = {
         "broker_url": settings.broker_url,
         # JSON only: task messages cross a trust boundary, pickle must never be accepted.
         "task_serializer": "json",
@@ -82,6 +83,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_hijack_root_logger": False,
         "enable_utc": True,
     }
+    # A user's configs.celery.properties.* go over these, but never over what REFUSED names.
+    return apply_celery_properties(own, settings)
 
 
 def create_app(settings: Settings) -> Celery:
