@@ -52,8 +52,8 @@ class QueueDepth:
     def queues(self) -> tuple[str, ...]:
         return self._queues
 
-    def measure(self) -> int:
-        """The sum over every queue, or raise one of BROKER_ERRORS.
+    def measure(self) -> dict[str, int]:
+        """Messages waiting in each queue, or raise one of BROKER_ERRORS.
 
         A declare, not a passive one: a queue nobody created yet counts 0 (a passive declare
         would fail), and it is declared with the arguments Celery publishes and consumes with.
@@ -64,12 +64,11 @@ class QueueDepth:
                 # One attempt, not kombu's retries for seconds: the loop must keep polling Kafka.
                 self._connection.connect()
             channel = self._connection.default_channel
-            total = 0
+            depths: dict[str, int] = {}
             for name in self._queues:
                 queue = self._app.amqp.queues[name].bind(channel)
-                declared = queue.queue_declare()
-                total += int(declared.message_count)
-            return total
+                depths[name] = int(queue.queue_declare().message_count)
+            return depths
         except BROKER_ERRORS:
             self.close()  # a fresh connection next time
             raise

@@ -15,25 +15,31 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from bridge.broker import BROKER_ERRORS
 from bridge.publisher import Enqueue, TaskPublisher
+from bridge.routing import Router, TaskLookupError, task_header
 from jobexec import metrics
 from jobexec.config import Settings
 from jobexec.deadletter import DeadLetter, DeadLetterError, DeadLetterWriter
 from jobexec.events import JobEvent, PoisonRecord
 from jobexec.health import Health
 from jobexec.kafka import Connectivity, client_config, reliable_producer
+from jobexec.routes import Routes
 from workers.celeryconf import create_app
 
 log = logging.getLogger("jobexec.bridge")
 
 # What a failed hand-over to the Celery broker (any transport) or the dead-letter topic raises.
-HANDOVER_ERRORS: tuple[type[BaseException], ...] = (*BROKER_ERRORS, DeadLetterError)
+HANDOVER_ERRORS: tuple[type[BaseException], ...] = (
+    *BROKER_ERRORS,
+    DeadLetterError,
+    TaskLookupError,  # routes: the job database could not name the tasks of a poll
+)
 _BACKPRESSURE_CHECK_S = 0.5
 _MAX_RETRY_DELAY_S = 10.0
 
@@ -110,7 +116,7 @@ class Bridge:
         """The bridge as `jobexec bridge` runs it: its Celery publisher and dead-letter writer."""
         publisher = TaskPublisher(
             create_app(settings),
-            settings.get("configs.celery.queue"),
+            _router(settings),
             settings.get("configs.kafka.consumer.max-poll-records"),
         )
         dead_letters = DeadLetterWriter(
@@ -164,7 +170,7 @@ class Bridge:
             self.kafka.reachable()
             self.stats.consumed += 1
             metrics.RECORDS_CONSUMED.inc()
-            self._pending.append(self._translate(message))
+            self._pending.append(_with_task(self._translate(message), message))
 
     def _translate(self, message: Message) -> _Record:
         # A record without an error always has its position.
@@ -335,6 +341,23 @@ class Bridge:
             self.stats.dead_lettered,
             extra={"action": "bridge_stopped"},
         )
+
+
+def _router(settings: Settings) -> Router:
+    """Routes from the settings; the job table names the tasks of events without the header."""
+    routes = Routes.from_settings(settings)
+    if not routes.by_task or not settings.get("configs.jobDb.url"):
+        return Router(routes, lookup=None)
+    from jobexec.db.engine import database_url, make_engine
+    from jobexec.db.store import JobStore
+
+    return Router(routes, JobStore(make_engine(database_url(settings))).tasks_of)
+
+
+def _with_task(record: _Record, message: Message) -> _Record:
+    if isinstance(record.action, Enqueue):
+        record.action = replace(record.action, task=task_header(message))
+    return record
 
 
 def _names(partitions: list[TopicPartition]) -> str:

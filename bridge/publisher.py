@@ -9,6 +9,7 @@ from typing import Any
 from celery import Celery
 
 from bridge.broker import QueueDepth
+from bridge.routing import Router
 from jobexec.events import JobEvent
 from workers.celeryconf import TASK_NAME
 
@@ -19,6 +20,7 @@ class Enqueue:
     topic: str
     partition: int
     offset: int
+    task: str | None = None  # the record's jobexec-task header: what routes choose the queue by
 
     def kwargs(self) -> dict[str, Any]:
         scheduled = self.event.scheduled_at
@@ -34,14 +36,14 @@ class Enqueue:
 
 
 class TaskPublisher:
-    def __init__(self, app: Celery, queue: str, batch_size: int) -> None:
+    def __init__(self, app: Celery, router: Router, batch_size: int) -> None:
         # Workers' task-received events show every task in Flower; a task-sent event per
         # message cost the bridge a quarter of its time (profiled).
         app.conf.task_send_sent_event = False
         self._app = app
-        self._queue = queue
+        self._router = router
         self._batch_size = batch_size
-        self._depth = QueueDepth(app, [queue])
+        self._depth = QueueDepth(app, router.queues)
 
     def publish(self, items: Sequence[Enqueue]) -> None:
         """Enqueue every item or raise: on return, the broker has accepted all of them.
@@ -51,12 +53,13 @@ class TaskPublisher:
         """
         if not items:
             return
+        queues = self._router.queues_for([(item.event.job_id, item.task) for item in items])
         with self._app.producer_or_acquire() as producer, producer.batch(max_size=self._batch_size):
-            for item in items:
+            for item, queue in zip(items, queues, strict=True):
                 self._app.send_task(
                     TASK_NAME,
                     kwargs=item.kwargs(),
-                    queue=self._queue,
+                    queue=queue,
                     producer=producer,
                     retry=False,  # the bridge owns retrying: it pauses Kafka meanwhile
                     # What Flower and the logs show; Celery's saferepr of the kwargs was 18%.
@@ -65,8 +68,8 @@ class TaskPublisher:
                 )
 
     def queue_depth(self) -> int:
-        """Messages waiting in the queues the bridge fills (all priority levels)."""
-        return self._depth.measure()
+        """Messages waiting in the deepest of the queues the bridge fills (all priorities)."""
+        return max(self._depth.measure().values())
 
     def close(self) -> None:
         self._depth.close()

@@ -79,7 +79,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
         _serve_health(settings, Health(stale_after=float("inf")))
     from workers.app import app
 
-    argv = ["worker", "--queues", settings.get("configs.celery.queue"), *args.celery_args]
+    argv = ["worker", *args.celery_args]
+    if not _names_queues(args.celery_args):  # a user's -Q q1,q2 wins; else the default queue
+        argv[1:1] = ["--queues", settings.get("configs.celery.queue")]
     from celery.signals import worker_shutting_down
 
     asked: list[str] = []
@@ -92,6 +94,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
         log.error("worker stopped without a signal; exiting 1", extra={"action": "worker_died"})
         return 1
     return code
+
+
+def _names_queues(celery_args: Sequence[str]) -> bool:
+    """Whether `celery worker` arguments choose the queues (-Q q1,q2, -Qq1, --queues[=]...)."""
+    return any(a == "-Q" or a.startswith(("-Q", "--queues")) for a in celery_args)
 
 
 def cmd_flower(args: argparse.Namespace) -> int:

@@ -10,11 +10,15 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import make_url
 
+from jobexec.db.engine import make_engine
+from jobexec.db.migrate import upgrade
+from jobexec.db.store import JobStore
 from tests.integration.bridge_support import (
     BulkProducer,
     PrivateRedis,
@@ -415,3 +419,71 @@ def test_given_a_stop_mid_stream_then_a_second_bridge_carries_on_without_gaps_or
     assert not duplicates, f"{len(duplicates)} events enqueued twice after a clean stop"
     assert first.bridge.stats.enqueued + second.bridge.stats.enqueued == total
     assert _committed(kafka) == _ends(kafka, total)
+
+
+# --- 6. routes ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def mail_queue(celery_broker: CeleryBroker) -> Iterator[CeleryBroker]:
+    """A second queue on the test's broker, for the runs routed away from the default."""
+    other = replace(celery_broker, queue=f"{celery_broker.queue}-mail")  # type: ignore[type-var]
+    try:
+        yield other
+    finally:
+        other.cleanup()
+
+
+def test_given_routes_then_runs_go_to_their_tasks_queue_by_header_or_by_one_job_table_read(
+    kafka: KafkaTopics,
+    celery_broker: CeleryBroker,
+    mail_queue: CeleryBroker,
+    pg_url: str,
+    start_bridge: BridgeFactory,
+) -> None:
+    # Given jobs in the job table, and a route for send_email
+    engine = make_engine(make_url(pg_url))
+    upgrade(engine)
+    store = JobStore(engine)
+    rows = {"job_mail_db": "send_email", "job_http_db": "http"}
+    store.insert_jobs(
+        [
+            {"job_id": j, "job_type": "ONE_TIME", "payload": {"task": t}, "status": "RUNNING"}
+            for j, t in rows.items()
+        ]
+    )
+    engine.dispose()
+    # And events with the jobexec-task header, without it, and for a job the table lacks
+    producer = BulkProducer(kafka.bootstrap)
+    events = {
+        "job_mail_header": b"send_email",
+        "job_http_header": b"http",
+        "job_mail_db": None,
+        "job_http_db": None,
+        "job_not_in_table": None,
+    }
+    for job_id, task in events.items():
+        value = json.dumps({"jobId": job_id, "attempt": 1}).encode()
+        headers = [("jobexec-task", task)] if task is not None else []
+        producer.produce(kafka.topic, job_id.encode(), value, headers)
+    producer.flush()
+
+    # When the bridge runs with the route and the job database
+    bridge = start_bridge(
+        {"configs.celery.routes.send_email": mail_queue.queue, "configs.jobDb.url": pg_url}
+    )
+    wait_until(
+        lambda: celery_broker.depth() + mail_queue.depth() >= len(events),
+        30,
+        message=lambda: f"{celery_broker.depth()} + {mail_queue.depth()} of {len(events)}",
+    )
+    bridge.stop()
+
+    # Then send_email runs are on their queue, every other run on the default one
+    assert sorted(job_ids(mail_queue.tasks())) == ["job_mail_db", "job_mail_header"]
+    assert sorted(job_ids(celery_broker.tasks())) == [
+        "job_http_db",
+        "job_http_header",
+        "job_not_in_table",
+    ]
+    assert _committed(kafka) == _ends(kafka, len(events))

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 from bridge.publisher import Enqueue, TaskPublisher
+from bridge.routing import Router
 from jobexec.config import Settings
 from jobexec.events import JobEvent
+from jobexec.routes import Routes
 from tests.integration.bridge_support import environment, job_ids, new_job_ids
 from tests.support.rabbitmq_queue import RabbitBroker
 from workers.celeryconf import create_app
@@ -14,7 +16,7 @@ from workers.celeryconf import create_app
 
 def _publisher(broker: RabbitBroker, **overrides: str) -> TaskPublisher:
     settings = Settings.load(environment(broker.properties(), overrides))
-    return TaskPublisher(create_app(settings), broker.queue, batch_size=50)
+    return TaskPublisher(create_app(settings), Router(Routes.from_settings(settings), None), 50)
 
 
 def _enqueues(ids: list[str]) -> list[Enqueue]:
