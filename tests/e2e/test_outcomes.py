@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from tests.e2e.conftest import Stack, db_now, http_payload
 
 DLT_HEADERS = {
@@ -19,6 +21,10 @@ DLT_HEADERS = {
     "kafka_dlt-original-offset",
 }
 HOURLY = "0 0 * * * *"  # fires on the hour: not again during the test
+
+
+# Contract 10: the pipeline holds on each broker jobexec supports.
+pytestmark = pytest.mark.parametrize("celery_broker", ["redis", "rabbitmq"], indirect=True)
 
 
 def test_given_each_outcome_situation_when_its_event_runs_then_the_row_says_what_happened(
