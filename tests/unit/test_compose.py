@@ -200,3 +200,17 @@ def test_given_bridge_and_scheduler_then_their_health_checks_probe_the_configure
         assert f"127.0.0.1:{port}/readyz" in check
     worker_check = " ".join(_services()["worker"]["healthcheck"]["test"])
     assert "celery -A workers.app inspect ping" in worker_check
+
+
+def test_the_second_worker_drains_the_queue_the_http_route_names() -> None:
+    props = javaproperties.loads(
+        (ROOT / "deploy" / "config" / "application.properties").read_text(encoding="utf-8")
+    )
+    worker = _argv(_services()["worker-http"]["command"])
+    default_worker = _argv(_services()["worker"]["command"])
+
+    queues = worker[worker.index("-Q") + 1].split(",")
+    assert queues == [props["configs.celery.routes.http"]]
+    assert props["configs.celery.queue"] not in queues
+    assert "-Q" not in default_worker, "the default worker drains configs.celery.queue"
+    assert worker[worker.index("-n") + 1].startswith("http@"), "a node name of its own"
