@@ -28,7 +28,7 @@ from jobexec.config import Settings
 from jobexec.deadletter import DeadLetter, DeadLetterError, DeadLetterWriter
 from jobexec.events import JobEvent, PoisonRecord
 from jobexec.health import Health
-from jobexec.kafka import Connectivity, client_config, reliable_producer
+from jobexec.kafka import Connectivity, client_config, dead_letter_producer
 from jobexec.routes import Routes
 from workers.celeryconf import create_app
 
@@ -52,6 +52,7 @@ class _Record:
     partition: int
     offset: int
     action: Enqueue | DeadLetter
+    done: bool = False  # handed over: enqueued or dead-lettered
 
 
 @dataclass
@@ -119,8 +120,10 @@ class Bridge:
             _router(settings),
             settings.get("configs.kafka.consumer.max-poll-records"),
         )
+        properties = settings.kafka_client_properties
         dead_letters = DeadLetterWriter(
-            reliable_producer(settings.kafka_client_properties), settings.dead_letter_topic
+            dead_letter_producer(properties, settings.get("configs.kafka.topic.job-events")),
+            settings.dead_letter_topic,
         )
         return cls(settings, publisher, dead_letters)
 
@@ -182,56 +185,90 @@ class Bridge:
         action: Enqueue | DeadLetter
         try:
             action = Enqueue(JobEvent.parse(message.value()), topic, partition, offset)
-        except PoisonRecord as exc:
-            log.warning(
-                "poison record %s[%s]@%s: %s",
-                topic,
-                partition,
-                offset,
-                exc,
-                extra={"action": "record_poison", "partition": partition, "offset": offset},
-            )
-            action = DeadLetter(
-                key=message.key(),
-                value=message.value(),
-                exception_fqcn="jobexec.events.PoisonRecord",
-                message=str(exc),
-                topic=topic,
-                partition=partition,
-                offset=offset,
-            )
+        except Exception as exc:  # one record never stops the bridge: it is dead-lettered
+            action = self._poison(message, topic, partition, offset, exc)
         return _Record(topic, partition, offset, action)
 
+    def _poison(
+        self, message: Message, topic: str, partition: int, offset: int, exc: Exception
+    ) -> DeadLetter:
+        kind = type(exc)
+        expected = isinstance(exc, PoisonRecord)
+        log.log(
+            logging.WARNING if expected else logging.ERROR,
+            "poison record %s[%s]@%s: %s: %s",
+            topic,
+            partition,
+            offset,
+            kind.__name__,
+            exc,
+            extra={"action": "record_poison", "partition": partition, "offset": offset},
+        )
+        return DeadLetter(
+            key=message.key(),
+            value=message.value(),
+            exception_fqcn="jobexec.events.PoisonRecord"
+            if expected
+            else f"{kind.__module__}.{kind.__qualname__}",
+            message=str(exc) or kind.__name__,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+        )
+
     def _hand_over(self) -> None:
-        """Enqueue the pending records and dead-letter the poison ones; then store offsets."""
-        records = self._pending
-        enqueues = [r.action for r in records if isinstance(r.action, Enqueue)]
-        letters = [r.action for r in records if isinstance(r.action, DeadLetter)]
+        """Enqueue the pending records and dead-letter the poison ones; then store offsets.
+
+        What went through is marked done and never sent again by a retry: after a failure
+        part-way, only the rest is retried. Tasks go in batches of `max-poll-records`; the
+        batch Redis failed on counts as not sent (kombu cannot tell how much of it went).
+        """
+        todo = [r for r in self._pending if not r.done]
+        failure: BaseException | None = None
         try:
-            self.publisher.publish(enqueues)
-            for letter in letters:
-                self.dead_letters.send(letter)
-            if letters:
-                self.dead_letters.flush(10)
+            self._enqueue([r for r in todo if isinstance(r.action, Enqueue)])
         except HANDOVER_ERRORS as exc:
-            self._enter_outage(exc)
+            failure = exc
+        self._dead_letter([r for r in todo if isinstance(r.action, DeadLetter)])
+        self._pending = self._store_offsets(self._pending)
+        if failure is None and self._pending:
+            failed = sum(not r.done for r in self._pending)
+            failure = DeadLetterError(
+                f"{failed} records not acknowledged by {self.dead_letters.topic}"
+            )
+        if failure is not None:
+            self._enter_outage(failure)
             return
-        self._store_offsets(records)
-        self.stats.enqueued += len(enqueues)
-        self.stats.dead_lettered += len(letters)
-        metrics.TASKS_ENQUEUED.inc(len(enqueues))
-        self._depth_estimate += len(enqueues)
-        metrics.DEAD_LETTERED.labels("poison").inc(len(letters))
-        self._pending = []
         if self._outage:
             self._outage = False
             self._retry_delay = 0.5
             log.info("Celery broker reachable again; resuming", extra={"action": "broker_up"})
 
+    def _enqueue(self, records: list[_Record]) -> None:
+        for start in range(0, len(records), self.batch_size):
+            batch = records[start : start + self.batch_size]
+            self.publisher.publish([r.action for r in batch if isinstance(r.action, Enqueue)])
+            for record in batch:
+                record.done = True
+            self.stats.enqueued += len(batch)
+            metrics.TASKS_ENQUEUED.inc(len(batch))
+            self._depth_estimate += len(batch)
+
+    def _dead_letter(self, records: list[_Record]) -> None:
+        if not records:
+            return
+        letters = [r.action for r in records if isinstance(r.action, DeadLetter)]
+        written = self.dead_letters.deliver(letters, 10)
+        for record, ok in zip(records, written, strict=True):
+            record.done = ok
+        self.stats.dead_lettered += sum(written)
+        metrics.DEAD_LETTERED.labels("poison").inc(sum(written))
+
     def _enter_outage(self, exc: BaseException) -> None:
         if not self._outage:
             log.error(
-                "cannot hand records over (%s: %s); pausing partitions, committing nothing",
+                "cannot hand records over (%s: %s); pausing partitions, committing only "
+                "what went through",
                 type(exc).__name__,
                 exc,
                 extra={"action": "broker_down"},
@@ -240,16 +277,26 @@ class Bridge:
         self._retry_at = time.monotonic() + self._retry_delay
         self._retry_delay = min(self._retry_delay * 2, _MAX_RETRY_DELAY_S)
 
-    def _store_offsets(self, records: list[_Record]) -> None:
+    def _store_offsets(self, records: list[_Record]) -> list[_Record]:
+        """Store, per partition, the offset after the records handed over with all before them;
+        returns the records from the first one not handed over on (their offsets wait)."""
         highest: dict[tuple[str, int], int] = {}
+        blocked: set[tuple[str, int]] = set()
+        waiting: list[_Record] = []
         for record in records:
             key = (record.topic, record.partition)
-            highest[key] = max(highest.get(key, -1), record.offset)
+            if key in blocked or not record.done:
+                blocked.add(key)
+                waiting.append(record)
+            else:
+                highest[key] = max(highest.get(key, -1), record.offset)
         offsets = [TopicPartition(t, p, o + 1) for (t, p), o in highest.items()]
-        try:
-            self.consumer.store_offsets(offsets=offsets)
-        except KafkaException as exc:  # a partition revoked meanwhile: its new owner re-reads
-            log.info("offsets not stored: %s", exc, extra={"action": "offset_store_skipped"})
+        if offsets:
+            try:
+                self.consumer.store_offsets(offsets=offsets)
+            except KafkaException as exc:  # a partition revoked meanwhile: its new owner re-reads
+                log.info("offsets not stored: %s", exc, extra={"action": "offset_store_skipped"})
+        return waiting
 
     # --- pausing ----------------------------------------------------------------------------
 

@@ -10,9 +10,27 @@ from email.message import EmailMessage
 from typing import Any
 
 from executors.base import Executor, ExecutorError, JobRun, PermanentError, TransientError
-from jobexec.config import Settings
+from executors.http import job_id_header
+from jobexec.config import ConfigError, Settings
 
 SMTP_TIMEOUT_SECONDS = 30
+TLS_KEY = "configs.smtp.tls"
+IMPLICIT_TLS_PORT = 465
+# CR or LF in a header value would start a new header (injection); NUL ends strings in C MTAs
+_HEADER_BREAKERS = frozenset("\r\n\x00")
+
+
+class StartTlsMissing(smtplib.SMTPException):
+    """configs.smtp.tls is starttls and the server does not offer STARTTLS."""
+
+
+def _check_text(name: str, value: str, header: bool) -> None:
+    if header and not _HEADER_BREAKERS.isdisjoint(value):
+        raise PermanentError(f"{name} must not contain line breaks or NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PermanentError(f"{name} is not valid Unicode text (a lone surrogate)") from None
 
 
 @dataclass(frozen=True)
@@ -41,6 +59,10 @@ class Email:
         body = payload.get("body")
         if not isinstance(body, str):
             raise PermanentError("payload.body is required and must be a string")
+        for recipient in recipients:
+            _check_text("payload.to", recipient, header=True)
+        _check_text("payload.subject", subject, header=True)
+        _check_text("payload.body", body, header=False)
         return cls(tuple(r.strip() for r in recipients), subject, body)
 
     def message(self, sender: str, job_id: str) -> EmailMessage:
@@ -50,10 +72,15 @@ class Email:
             message["From"] = sender
             message["To"] = ", ".join(self.to)
             message["Subject"] = self.subject
-            message["X-Job-Id"] = job_id
-        except (ValueError, TypeError) as exc:
-            raise PermanentError(f"payload cannot form an email header: {exc}") from None
-        message.set_content(self.body)
+            message["X-Job-Id"] = job_id_header(job_id)
+            message.set_content(self.body)
+            message.as_bytes()  # what smtplib will do: fail here, permanently, not mid-send
+        except Exception as exc:
+            # the email package's header parser raises assorted errors on malformed addresses
+            # (AttributeError for "To: .:"): all of them are this payload's mistake
+            raise PermanentError(
+                f"payload cannot form an email message: {type(exc).__name__}"
+            ) from None
         return message
 
 
@@ -61,7 +88,9 @@ class SendEmailExecutor(Executor):
     """Sends `subject` and `body` to `to` from `configs.smtp.from` via `configs.smtp.host`.
 
     Refused recipients, rejected data (5xx) and failed authentication fail the run; connection
-    errors, timeouts and 4xx answers are retried.
+    errors, timeouts and 4xx answers are retried. `configs.smtp.tls` decides the transport:
+    `starttls` (required: a server that does not offer it fails the run before anything is
+    sent), `ssl` (implicit TLS, port 465 by default) or `none` (only without credentials).
     """
 
     task = "send_email"
@@ -69,10 +98,23 @@ class SendEmailExecutor(Executor):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.host: str = settings.get("configs.smtp.host")
-        self.port: int = settings.get("configs.smtp.port")
+        self.tls: str = settings.get(TLS_KEY)
+        explicit_port = settings.lookup("configs.smtp.port")
+        self.port: int = (
+            IMPLICIT_TLS_PORT
+            if self.tls == "ssl" and explicit_port is None
+            else settings.get("configs.smtp.port")
+        )
         self.sender: str = settings.get("configs.smtp.from")
         self.username: str | None = settings.get("secrets.smtp.username") or None
         self._password: str = settings.get("secrets.smtp.password") or ""
+        if self.tls == "none" and (self.username or self._password):
+            raise ConfigError(
+                TLS_KEY,
+                "is none, but secrets.smtp.username or secrets.smtp.password is set: "
+                "credentials are only sent over TLS (starttls or ssl)",
+                settings.source(TLS_KEY),
+            )
 
     def execute(self, run: JobRun) -> None:
         email = Email.from_payload(run.payload)
@@ -90,6 +132,10 @@ class SendEmailExecutor(Executor):
                 exc.smtp_code,
                 f"SMTP server refused the message: {_answer(exc.smtp_code, exc.smtp_error)}",
             ) from None
+        except StartTlsMissing as exc:
+            # the server's capability list, not a passing fault (or a downgrade on the path):
+            # another try would meet the same answer, and the operator must act
+            raise PermanentError(str(exc)) from None
         except smtplib.SMTPServerDisconnected as exc:
             raise TransientError(f"SMTP server {self._server} disconnected: {exc}") from None
         except smtplib.SMTPException as exc:
@@ -112,13 +158,23 @@ class SendEmailExecutor(Executor):
     def _send(
         self, message: EmailMessage, recipients: tuple[str, ...]
     ) -> dict[str, tuple[int, bytes]]:
-        with smtplib.SMTP(self.host, self.port, timeout=SMTP_TIMEOUT_SECONDS) as smtp:
+        context = ssl.create_default_context()
+        smtp = (
+            smtplib.SMTP_SSL(self.host, self.port, timeout=SMTP_TIMEOUT_SECONDS, context=context)
+            if self.tls == "ssl"
+            else smtplib.SMTP(self.host, self.port, timeout=SMTP_TIMEOUT_SECONDS)
+        )
+        with smtp:
             smtp.ehlo()
+            if self.tls == "starttls":
+                if not smtp.has_extn("starttls"):
+                    raise StartTlsMissing(
+                        f"SMTP server {self._server} does not offer STARTTLS "
+                        f"({TLS_KEY}=starttls): nothing was sent"
+                    )
+                smtp.starttls(context=context)
+                smtp.ehlo()
             if self.username:
-                # never send the password in clear when the server can encrypt
-                if smtp.has_extn("starttls"):
-                    smtp.starttls(context=ssl.create_default_context())
-                    smtp.ehlo()
                 smtp.login(self.username, self._password)
             return smtp.send_message(message, from_addr=self.sender, to_addrs=list(recipients))
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from celery.app.defaults import DEFAULTS
 
 from jobexec.config import ConfigError, is_secret, relaxed_env_name
+from jobexec.masking import MASK, mask_text
 
 if TYPE_CHECKING:
     from jobexec.config import Settings
@@ -164,5 +165,5 @@ def masked_celery_properties(settings: Settings) -> dict[str, str]:
     shown: dict[str, str] = {}
     for prop in _from_files(settings) + _from_environment(settings):
         name = ".".join(("celery", prop.setting, *prop.path))
-        shown[name] = "***" if prop.secret or is_secret(name) else prop.text
+        shown[name] = MASK if prop.secret or is_secret(name) else mask_text(prop.text)
     return shown

@@ -101,12 +101,37 @@ def _names_queues(celery_args: Sequence[str]) -> bool:
     return any(a == "-Q" or a.startswith(("-Q", "--queues")) for a in celery_args)
 
 
+def flower_login(settings: Settings) -> str:
+    """`user:password` for Flower's basic auth, refused when Flower could not check it.
+
+    Flower compares the whole `user:password` text with hmac.compare_digest, which takes
+    ASCII only, and a `:` in the user name would move the split between the two.
+    """
+    user: str = settings.require("secrets.flower.username")
+    password: str = settings.require("secrets.flower.password")
+    for key, value in (("secrets.flower.username", user), ("secrets.flower.password", password)):
+        if not (value.isascii() and value.isprintable()):
+            raise ConfigError(
+                key, "is invalid: *** (must be printable ASCII)", settings.source(key)
+            )
+    if ":" in user:
+        problem = "is invalid: *** (must not contain ':')"
+        raise ConfigError(
+            "secrets.flower.username", problem, settings.source("secrets.flower.username")
+        )
+    return f"{user}:{password}"
+
+
 def cmd_flower(args: argparse.Namespace) -> int:
     settings = _settings()
-    user = settings.require("secrets.flower.username")
-    password = settings.require("secrets.flower.password")
-    # Through Flower's environment option, not argv: a password in argv shows in `ps`.
-    os.environ["FLOWER_BASIC_AUTH"] = f"{user}:{password}"
+    login = flower_login(settings)
+    # Set Flower's option directly, as a list of one login: FLOWER_BASIC_AUTH would be split on
+    # `,` (a password `a,b` becoming two logins), and argv would show the password in `ps`.
+    os.environ.pop("FLOWER_BASIC_AUTH", None)
+    import flower.options  # noqa: F401 - defines the options set below
+    from tornado.options import options
+
+    options.basic_auth = [login]
     from workers.app import app
 
     app.start(
@@ -136,8 +161,16 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     connection = Connectivity("scheduler")
     producer = reliable_producer(settings.kafka_client_properties, connection)
     sweeper = Sweeper(settings, store, DeadLetterWriter(producer, settings.dead_letter_topic))
+    from jobexec.retention import PruneLoop
+
     scheduler = Scheduler(
-        settings, store, producer, sweeper, connection, dispatch_due=not args.sweep_only
+        settings,
+        store,
+        producer,
+        sweeper,
+        connection,
+        dispatch_due=not args.sweep_only,
+        pruner=PruneLoop.from_settings(settings, JobStore(make_engine(database_url(settings)))),
     )
     _serve_health(settings, scheduler.health)
     scheduler.run(_stop_on_signals())
@@ -146,11 +179,23 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
 def cmd_db_upgrade(_args: argparse.Namespace) -> int:
     settings = _settings()
+    from sqlalchemy.exc import OperationalError
+
     from jobexec.db.engine import database_url, make_engine, masked
     from jobexec.db.migrate import upgrade
+    from jobexec.masking import mask_text
+    from jobexec.printable import printable
 
     url = database_url(settings)
-    upgrade(make_engine(url))
+    try:
+        upgrade(make_engine(url))
+    except OperationalError as exc:
+        # Unreachable or refusing: one line naming the database, exit 1 like any unreachable
+        # service (exit 2 is kept for settings that are wrong in themselves).
+        first = str(exc.orig or exc).strip().splitlines() or [type(exc).__name__]
+        reason = printable(mask_text(first[0]))
+        print(f"jobexec: cannot reach the job database {masked(url)}: {reason}", file=sys.stderr)
+        return 1
     log.info("schema of %s is up to date", masked(url), extra={"action": "db_upgraded"})
     return 0
 
@@ -160,6 +205,14 @@ def cmd_config(_args: argparse.Namespace) -> int:
     for key, value in sorted(settings.masked().items()):
         print(f"{key}={value}")
     return 0
+
+
+def cmd_console(_args: argparse.Namespace) -> int:
+    settings = _settings()
+    settings.require("configs.jobDb.url")
+    from jobexec.console.app import serve
+
+    return serve(settings)
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -208,6 +261,12 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("config", help="print the effective settings, secrets masked").set_defaults(
         func=cmd_config
     )
+    sub.add_parser(
+        "console",
+        help="the operator's web console: jobs, run history, actions, dead letters",
+        description="Serve the web console on configs.console.host:configs.console.port, "
+        "behind basic auth from secrets.console.username and secrets.console.password.",
+    ).set_defaults(func=cmd_console)
     dev = sub.add_parser("dev", help="run everything on this machine with embedded defaults")
     dev.add_argument("--dir", default=".jobexec-dev", help="working folder [.jobexec-dev]")
     dev.add_argument(

@@ -8,7 +8,6 @@ binding: `configs.kafka.bootstrap-servers` is `CONFIGS_KAFKA_BOOTSTRAPSERVERS`.
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,6 +16,8 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import javaproperties
+
+from jobexec.masking import MASK, is_secret_key, mask_text
 
 KAFKA_PROPERTIES_PREFIXES = ("configs.kafka.properties.", "secrets.kafka.properties.")
 
@@ -50,6 +51,20 @@ def _non_negative_int(raw: str) -> int:
     return value
 
 
+def _port(raw: str) -> int:
+    value = _whole_number(raw)
+    if not 1 <= value <= 65535:
+        raise ValueError("must be a port, 1 to 65535")
+    return value
+
+
+def _port_or_off(raw: str) -> int:
+    value = _whole_number(raw)
+    if not 0 <= value <= 65535:
+        raise ValueError("must be a port, 1 to 65535, or 0 for off")
+    return value
+
+
 def _text(raw: str) -> str:
     return raw.strip()
 
@@ -72,6 +87,13 @@ def _log_format(raw: str) -> str:
     value = raw.strip().lower()
     if value not in {"plain", "json"}:
         raise ValueError("must be plain or json")
+    return value
+
+
+def _smtp_tls(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"starttls", "ssl", "none"}:
+        raise ValueError("must be starttls, ssl or none")
     return value
 
 
@@ -110,6 +132,12 @@ KEYS: tuple[Key, ...] = (
     Key("configs.bridge.commit-interval-ms", "1000", _positive_int, "offset commit cadence"),
     Key("configs.lease.duration-ms", "60000", _positive_int, "how long a claimed run is held"),
     Key("configs.lease.heartbeat-ms", "15000", _positive_int, "lease renewal period"),
+    Key(
+        "configs.lease.rescue-interval-ms",
+        "5000",
+        _non_negative_int,
+        "how often each worker takes over tries whose lease expired; 0 = never",
+    ),
     Key("configs.scheduler.max-sleep-ms", "1000", _positive_int, "longest scheduler idle sleep"),
     Key("configs.scheduler.batch-size", "500", _positive_int, "due jobs claimed per statement"),
     Key(
@@ -121,17 +149,34 @@ KEYS: tuple[Key, ...] = (
     Key("configs.sweeper.interval-ms", "10000", _positive_int, "how often the sweeper looks"),
     Key("configs.executors.http.allowed-hosts", "", _text, "http executor host allow-list"),
     Key("configs.smtp.host", "localhost", _text, "SMTP server for send_email"),
-    Key("configs.smtp.port", "25", _positive_int, "SMTP port"),
+    Key("configs.smtp.port", "25", _port, "SMTP port [465 with configs.smtp.tls=ssl]"),
+    Key("configs.smtp.tls", "starttls", _smtp_tls, "SMTP TLS: starttls, ssl (implicit) or none"),
     Key("configs.smtp.from", "jobexec@localhost", _text, "sender address of send_email"),
     Key("secrets.smtp.username", None, _text, "SMTP user"),
     Key("secrets.smtp.password", None, _text, "SMTP password"),
     Key("configs.log.format", "plain", _log_format, "plain or json log lines"),
-    Key("configs.flower.address", "0.0.0.0", _text, "address `jobexec flower` binds"),
-    Key("configs.flower.port", "5555", _positive_int, "port of `jobexec flower`"),
+    Key("configs.flower.address", "127.0.0.1", _text, "address `jobexec flower` binds"),
+    Key("configs.flower.port", "5555", _port, "port of `jobexec flower`"),
     Key("secrets.flower.username", None, _text, "Flower basic-auth user"),
     Key("secrets.flower.password", None, _text, "Flower basic-auth password"),
-    Key("configs.metrics.port", "0", _non_negative_int, "metrics and health port; 0 = off"),
-    Key("configs.metrics.host", "0.0.0.0", _text, "address the metrics/health server binds"),
+    Key("configs.metrics.port", "0", _port_or_off, "metrics and health port; 0 = off"),
+    Key("configs.metrics.host", "127.0.0.1", _text, "address the metrics/health server binds"),
+    Key(
+        "configs.history.retention-days",
+        "30",
+        _positive_int,
+        "finished rows of job_runs and dlq_replays are kept this many days",
+    ),
+    Key(
+        "configs.history.prune-interval-ms",
+        "3600000",
+        _non_negative_int,
+        "how often the scheduler and the workers prune old history; 0 = never",
+    ),
+    Key("configs.console.host", "127.0.0.1", _text, "address `jobexec console` binds"),
+    Key("configs.console.port", "8080", _port, "port of `jobexec console`"),
+    Key("secrets.console.username", None, _text, "console basic-auth user"),
+    Key("secrets.console.password", None, _text, "console basic-auth password"),
 )
 _KEYS_BY_CANON = {k.name.lower().replace("-", ""): k for k in KEYS}
 
@@ -142,17 +187,19 @@ def relaxed_env_name(key: str) -> str:
 
 
 def is_secret(key: str) -> bool:
-    lowered = key.lower()
-    return lowered.startswith("secrets.") or "password" in lowered or "secret" in lowered
+    """Whether a setting's value is masked: anything under `secrets.`, or a secret-sounding key."""
+    if key in _NOT_SECRET:
+        return False
+    return key.lower().startswith("secrets.") or is_secret_key(key)
 
 
-_URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@/]*@")
-_QUERY_PASSWORD = re.compile(r"(password=)[^&]*", re.IGNORECASE)
+# Known keys whose names hold a secret word but whose values are plain numbers.
+_NOT_SECRET = frozenset({"configs.kafka.consumer.session-timeout-ms"})
 
 
 def mask_url_password(value: str) -> str:
-    """Hide a password written inside a URL (`scheme://user:pw@host`, `?password=`)."""
-    return _QUERY_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", value))
+    """Hide the secrets written inside a value: a URL's password, `?password=`, `token=`."""
+    return mask_text(value)
 
 
 def _canon(key: str) -> str:
@@ -187,11 +234,16 @@ def config_files(environ: Mapping[str, str]) -> list[Path]:
         path = Path(entry)
         if path.is_dir():
             # Spring reads application.properties from a directory location; we add secrets.
-            paths.extend(
+            found = [
                 p
                 for p in (path / "application.properties", path / "secrets.properties")
                 if p.is_file()
-            )
+            ]
+            if not found and not optional:
+                # A mistyped mount would otherwise run on defaults without a word.
+                problem = f"names {entry}, a directory without application.properties or "
+                raise ConfigError(variable, problem + "secrets.properties", "environment")
+            paths.extend(found)
         elif path.is_file():
             paths.append(path)
         elif not optional:
@@ -294,7 +346,7 @@ class Settings:
             try:
                 value = key.parse(text)
             except ValueError as exc:
-                shown = "***" if is_secret(name) else repr(text)
+                shown = MASK if is_secret(name) else repr(mask_text(text))
                 raise ConfigError(name, f"is invalid: {shown} ({exc})", self.source(name)) from None
         self._cache[name] = value
         return value
@@ -372,10 +424,10 @@ class Settings:
         for key in KEYS:
             found = self._raw.values.get(_canon(key.name))
             if found:
-                shown[key.name] = "***" if is_secret(key.name) else mask_url_password(found[0])
+                shown[key.name] = MASK if is_secret(key.name) else mask_text(found[0])
         for prop, (value, _source) in self._raw.kafka_properties.items():
             secret = is_secret(prop) or prop in self._raw.secret_kafka_properties
-            shown[f"kafka.{prop}"] = "***" if secret else value
+            shown[f"kafka.{prop}"] = MASK if secret else mask_text(value)
         from jobexec.celery_properties import masked_celery_properties
 
         shown.update(masked_celery_properties(self))

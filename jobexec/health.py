@@ -2,17 +2,26 @@
 
 Liveness means the main loop still turns; readiness means Kafka, Redis or the database (each
 process names what it needs) answered at the last look.
+
+The server is Tornado's (already installed with Flower): one event-loop thread holds every
+connection, a connection that has not sent its request within `HEADER_TIMEOUT_S` is closed,
+at most `MAX_CONNECTIONS` are open at once, and the handlers run on a pool of
+`HANDLER_THREADS`. A client that opens connections and never finishes a request therefore
+costs a socket for a few seconds, never a thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -21,10 +30,19 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from tornado.httpserver import HTTPServer
+from tornado.ioloop import IOLoop
+from tornado.iostream import IOStream
+from tornado.netutil import bind_sockets
+from tornado.web import Application, RequestHandler
 
 log = logging.getLogger("jobexec.health")
 
 Readiness = Callable[[], dict[str, bool]]
+
+HEADER_TIMEOUT_S = 10.0  # a request's headers must arrive within this, or the socket closes
+MAX_CONNECTIONS = 512  # beyond this a new connection is closed at once: file descriptors stay
+HANDLER_THREADS = 2  # readiness checks may block; the event loop never does
 
 
 class Health:
@@ -50,38 +68,123 @@ def _registry() -> CollectorRegistry:
     return REGISTRY
 
 
-def serve(host: str, port: int, health: Health) -> ThreadingHTTPServer:
-    """Serve in a daemon thread; the caller keeps the server to shut it down."""
+class HealthServer:
+    """The running server: `server_port`, and `shutdown()` to stop it and close its sockets."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path == "/metrics":
-                self._send(200, generate_latest(_registry()), CONTENT_TYPE_LATEST)
-            elif self.path == "/healthz":
-                ok = health.alive()
-                self._json(200 if ok else 503, {"alive": ok})
-            elif self.path == "/readyz":
-                checks = health.readiness()
-                ok = health.alive() and all(checks.values())
-                self._json(200 if ok else 503, {"ready": ok, "checks": checks})
-            else:
-                self._send(404, b"not found\n", "text/plain")
+    def __init__(self, sockets: list[socket.socket], health: Health) -> None:
+        self.server_port: int = sockets[0].getsockname()[1]
+        self._sockets = sockets
+        self._health = health
+        self._pool = ThreadPoolExecutor(HANDLER_THREADS, thread_name_prefix="health-handler")
+        self._loop: IOLoop | None = None
+        self._server: _BoundedServer | None = None
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="health", daemon=True)
 
-        def _json(self, status: int, body: dict[str, object]) -> None:
-            self._send(status, json.dumps(body).encode() + b"\n", "application/json")
+    def start(self) -> None:
+        self._thread.start()
+        self._started.wait(10)
 
-        def _send(self, status: int, body: bytes, content_type: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def _run(self) -> None:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        self._loop = IOLoop.current()
+        app = Application(
+            [
+                (r"/metrics", _Metrics, {"pool": self._pool}),
+                (r"/healthz", _Alive, {"health": self._health}),
+                (r"/readyz", _Ready, {"health": self._health, "pool": self._pool}),
+            ],
+            default_handler_class=_NotFound,
+            log_function=lambda _handler: None,  # probes are not news
+        )
+        self._server = _BoundedServer(
+            app,
+            idle_connection_timeout=HEADER_TIMEOUT_S,
+            body_timeout=HEADER_TIMEOUT_S,
+            max_header_size=16 * 1024,
+            max_body_size=16 * 1024,
+        )
+        self._server.add_sockets(self._sockets)
+        self._started.set()
+        self._loop.start()
 
-        def log_message(self, format: str, *args: object) -> None:  # probes are not news
+    def shutdown(self) -> None:
+        loop, server = self._loop, self._server
+        if loop is None or server is None:
             return
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
+        def stop() -> None:
+            server.stop()
+            loop.stop()
+
+        loop.add_callback(stop)
+        self._thread.join(5)
+        self._pool.shutdown(wait=False)
+
+    def server_close(self) -> None:
+        """Kept for callers of the former http.server-based server: shutdown() closes all."""
+
+
+class _BoundedServer(HTTPServer):
+    def handle_stream(self, stream: IOStream, address: tuple[Any, ...]) -> None:
+        if len(self._connections) >= MAX_CONNECTIONS:
+            stream.close()
+            return
+        super().handle_stream(stream, address)
+
+
+class _Base(RequestHandler):
+    def _json(self, status: int, body: dict[str, object]) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(body).encode() + b"\n")
+
+
+class _Alive(_Base):
+    def initialize(self, health: Health) -> None:
+        self.health = health
+
+    def get(self) -> None:
+        ok = self.health.alive()
+        self._json(200 if ok else 503, {"alive": ok})
+
+
+class _Ready(_Base):
+    def initialize(self, health: Health, pool: ThreadPoolExecutor) -> None:
+        self.health = health
+        self.pool = pool
+
+    async def get(self) -> None:
+        checks = await IOLoop.current().run_in_executor(self.pool, self.health.readiness)
+        ok = self.health.alive() and all(checks.values())
+        self._json(200 if ok else 503, {"ready": ok, "checks": checks})
+
+
+class _Metrics(RequestHandler):
+    def initialize(self, pool: ThreadPoolExecutor) -> None:
+        self.pool = pool
+
+    async def get(self) -> None:
+        body = await IOLoop.current().run_in_executor(
+            self.pool, lambda: generate_latest(_registry())
+        )
+        self.set_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.finish(body)
+
+
+class _NotFound(RequestHandler):
+    def prepare(self) -> None:
+        self.set_status(404)
+        self.set_header("Content-Type", "text/plain")
+        self.finish(b"not found\n")
+
+
+def serve(host: str, port: int, health: Health) -> HealthServer:
+    """Bind now (an OSError here means the address is taken), serve in a daemon thread; the
+    caller keeps the server to shut it down."""
+    sockets = bind_sockets(port, address=host)
+    server = HealthServer(sockets, health)
+    server.start()
     log.info(
         "metrics and health on http://%s:%s",
         host,

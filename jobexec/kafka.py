@@ -8,7 +8,11 @@ from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    ConfigResource,
+    NewTopic,
+)
 
 log = logging.getLogger("jobexec.kafka")
 
@@ -92,18 +96,73 @@ def client_config(
 
 
 def reliable_producer(
-    properties: dict[str, str], connection: Connectivity | None = None
+    properties: dict[str, str],
+    connection: Connectivity | None = None,
+    max_message_bytes: int | None = None,
 ) -> Producer:
-    """acks=all and idempotence: a record is written once, and we know when it is."""
+    """acks=all and idempotence: a record is written once, and we know when it is.
+
+    `max_message_bytes` sets librdkafka's `message.max.bytes`, unless the operator set it.
+    """
     connection = connection or Connectivity("producer")
+    sizing = {"message.max.bytes": max_message_bytes} if max_message_bytes else {}
     return Producer(
         {
+            **sizing,
             **client_config(properties, connection.error),
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": 5,
         }
     )
+
+
+# Apache Kafka's default for a topic's max.message.bytes (and the broker's message.max.bytes).
+DEFAULT_MAX_MESSAGE_BYTES = 1_048_588
+# Room for the kafka_dlt-* headers (the exception message included) on top of the record.
+DEAD_LETTER_HEADROOM_BYTES = 64 * 1024
+_LIBRDKAFKA_MAX_MESSAGE_BYTES = 1_000_000_000
+
+
+def max_message_bytes(properties: dict[str, str], topic: str, timeout: float = 5.0) -> int:
+    """The largest record batch `topic` accepts: its `max.message.bytes`, else the broker's
+    `message.max.bytes`, else Apache Kafka's default (brokers that describe neither)."""
+    admin = AdminClient(client_config(properties, Connectivity("admin").error))
+    try:
+        metadata = admin.list_topics(topic, timeout=timeout)
+        resources = [ConfigResource(ConfigResource.Type.TOPIC, topic)]
+        resources += [ConfigResource(ConfigResource.Type.BROKER, str(b)) for b in metadata.brokers]
+        futures = admin.describe_configs(resources, request_timeout=timeout)
+        for resource in resources:  # the topic's own setting first
+            topic_level = resource.restype == ConfigResource.Type.TOPIC
+            name = "max.message.bytes" if topic_level else "message.max.bytes"
+            entry = futures[resource].result(timeout).get(name)
+            if entry is not None and entry.value and entry.value.isdigit():
+                return int(entry.value)
+    except (KafkaException, ValueError) as exc:
+        log.info(
+            "cannot read max.message.bytes of %s (%s); assuming %s",
+            topic,
+            exc,
+            DEFAULT_MAX_MESSAGE_BYTES,
+            extra={"action": "max_message_bytes_unknown"},
+        )
+    return DEFAULT_MAX_MESSAGE_BYTES
+
+
+def dead_letter_producer(
+    properties: dict[str, str], source_topic: str, connection: Connectivity | None = None
+) -> Producer:
+    """A reliable producer that takes the largest record `source_topic` can hold, plus the
+    dead-letter headers: a poison record is never refused by our own producer for its size."""
+    largest = max_message_bytes(properties, source_topic) + DEAD_LETTER_HEADROOM_BYTES
+    size = min(largest, _LIBRDKAFKA_MAX_MESSAGE_BYTES)
+    log.info(
+        "dead-letter producer takes records up to %s bytes",
+        properties.get("message.max.bytes", size),
+        extra={"action": "dead_letter_sized"},
+    )
+    return reliable_producer(properties, connection, size)
 
 
 def ensure_topics(properties: dict[str, str], topics: dict[str, int], timeout: float = 30) -> None:

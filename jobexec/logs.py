@@ -6,23 +6,46 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import Any
+
+from jobexec.masking import mask_text, mask_value
+from jobexec.printable import printable, printable_lines
 
 # Attributes every LogRecord has; anything else came from `extra=` and belongs in the event.
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line; secrets in the message and the extra fields masked."""
+
     def format(self, record: logging.LogRecord) -> str:
         event = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": mask_text(record.getMessage()),
         }
-        event |= {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+        extra = {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+        event |= mask_value(extra)
         if record.exc_info:
-            event["exception"] = self.formatException(record.exc_info)
-        return json.dumps(event, default=str)
+            event["exception"] = mask_text(self.formatException(record.exc_info))
+        # json.dumps escapes every control character: nothing raw reaches a terminal.
+        return json.dumps(event, default=lambda obj: mask_text(str(obj)))
+
+
+class PlainFormatter(logging.Formatter):
+    """`time LEVEL logger: message`, secrets masked and non-printable characters escaped."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        shown = logging.makeLogRecord(record.__dict__)
+        shown.message = printable(mask_text(record.message))
+        return super().formatMessage(shown)
+
+    def formatException(self, ei: Any) -> str:
+        return printable_lines(mask_text(super().formatException(ei)))
 
 
 def configure(fmt: str = "plain", level: int = logging.INFO) -> None:
@@ -30,7 +53,7 @@ def configure(fmt: str = "plain", level: int = logging.INFO) -> None:
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(PlainFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

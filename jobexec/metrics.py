@@ -40,3 +40,8 @@ RUN_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
 )
 RETRIES = Counter("jobexec_job_retries", "Tries that failed transiently and were retried", ["task"])
+
+# --- history retention (scheduler and workers) ----------------------------------------------
+HISTORY_PRUNED = Counter(
+    "jobexec_history_pruned", "Finished history rows deleted by retention", ["table"]
+)

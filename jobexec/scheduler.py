@@ -19,6 +19,7 @@ from jobexec.db.store import Dispatch, JobStore
 from jobexec.events import JobEvent
 from jobexec.health import Health
 from jobexec.kafka import Connectivity
+from jobexec.retention import PruneLoop
 from jobexec.routes import TASK_HEADER
 from jobexec.sweeper import Sweeper
 
@@ -34,7 +35,9 @@ class Scheduler:
         sweeper: Sweeper | None = None,
         connection: Connectivity | None = None,
         dispatch_due: bool = True,
+        pruner: PruneLoop | None = None,
     ) -> None:
+        self.pruner = pruner  # history retention, on its own thread
         self.dispatch_due = dispatch_due  # False: only sweep, beside the existing scheduler
         self.store = store
         self.producer = producer
@@ -57,6 +60,8 @@ class Scheduler:
     def run(self, stop: threading.Event) -> None:
         self._stop = stop
         log.info("scheduler publishing to %s", self.topic, extra={"action": "scheduler_started"})
+        if self.pruner is not None:
+            self.pruner.start()
         while not stop.is_set():
             self.health.beat()
             self.producer.poll(0)  # serves the producer's callbacks: errors, deliveries
@@ -80,6 +85,8 @@ class Scheduler:
                 self._db_down = False
             if idle:
                 stop.wait(idle)
+        if self.pruner is not None:
+            self.pruner.stop()
         self.producer.flush(5)  # within the 10 s stop; undelivered runs are swept later
         log.info(
             "scheduler stopped after dispatching %s runs",

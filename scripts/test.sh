@@ -41,4 +41,4 @@ stage "mypy"
 
 stage "pytest"
 # pytest's exit status stands, 5 (no tests collected) included.
-exec .venv/bin/pytest tests/unit tests/integration tests/e2e tests/chaos "$@"
+exec .venv/bin/pytest tests/unit tests/fuzz tests/integration tests/e2e tests/chaos "$@"

@@ -11,7 +11,7 @@ from typing import Any
 
 from celery import Celery, Task
 from celery.signals import worker_process_shutdown
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from executors import DuplicateExecutorError, ExecutorLoadError, load_registry
 from jobexec.config import Settings
@@ -20,9 +20,11 @@ from jobexec.db.store import JobStore
 from jobexec.deadletter import DeadLetterWriter
 from jobexec.events import JobEvent, PoisonRecord
 from jobexec.kafka import reliable_producer
+from jobexec.retention import prune_step
 from workers.celeryconf import TASK_NAME
 from workers.lease import LeaseKeeper
 from workers.lifecycle import Origin, WorkerContext, handle
+from workers.rescue import rescue_step
 from workers.retry import RetryPolicy
 
 log = logging.getLogger("jobexec.worker")
@@ -88,6 +90,9 @@ def context(settings: Settings) -> WorkerContext:
 
 
 def register(app: Celery, settings: Settings) -> None:
+    app.steps["worker"].add(rescue_step(settings))  # tries of dead workers are taken over
+    app.steps["worker"].add(prune_step(settings))  # history retention, also with no scheduler
+
     @app.task(name=TASK_NAME, bind=True)  # type: ignore[untyped-decorator]
     def execute_job(
         self: Task,
@@ -110,6 +115,21 @@ def register(app: Celery, settings: Settings) -> None:
         worker = f"{self.request.hostname or socket.gethostname()}/{os.getpid()}"
         try:
             retry = handle(ctx, event, worker, _origin(origin))
+        except (DataError, IntegrityError) as exc:
+            # The database refuses these kwargs (out of range, too long): a retry cannot pass.
+            reason = f"{type(exc).__name__}: {str(exc.orig).partition(chr(10))[0]}"
+            log.error(
+                "task for job %r rejected by the job database, not retried (%s)",
+                event.job_id,
+                reason,
+                extra={
+                    "action": "task_rejected",
+                    "job_id": event.job_id,
+                    "attempt": event.attempt,
+                    "reason": reason,
+                },
+            )
+            return
         except SQLAlchemyError as exc:
             # The database is unreachable: nothing ran, so try the same attempt again later.
             delay = ctx.retry.backoff(min(self.request.retries + 1, 30))

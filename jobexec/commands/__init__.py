@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from jobexec.config import Settings, settings_or_exit
 from jobexec.db.engine import database_url, make_engine
 from jobexec.db.store import JobStore
+from jobexec.printable import printable
 
 EXIT_REFUSED = 1
 EXIT_BAD_INPUT = 2
@@ -39,7 +40,7 @@ def bad_input(message: str) -> CommandError:
 
 def say(message: str) -> None:
     """A line for the operator on stderr; stdout carries only the command's result."""
-    print(f"jobexec: {message}", file=sys.stderr)
+    print(f"jobexec: {printable(message)}", file=sys.stderr)
 
 
 def command(func: Handler) -> Handler:

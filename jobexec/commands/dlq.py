@@ -13,7 +13,7 @@ import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
@@ -25,6 +25,9 @@ from jobexec.db.states import JobStatus
 from jobexec.db.store import JobStore
 from jobexec.events import JobEvent, PoisonRecord
 from jobexec.kafka import reliable_producer
+from jobexec.masking import mask_text
+from jobexec.outcomes import EXHAUSTED_FQCN
+from jobexec.printable import printable
 
 DLT_HEADERS = (
     "kafka_dlt-exception-fqcn",
@@ -40,6 +43,9 @@ PUBLISH_TIMEOUT_MS = 20000  # librdkafka gives up on a record after this: flush 
 # librdkafka would print every failed connection attempt; the command reports the outcome once.
 QUIET = {"log_level": "0"}
 _POSITION = re.compile(r"^(?:(\d+):)?(\d+)$")
+EXHAUSTED_PREFIX = "attempts exhausted after "  # how outcomes.exhaustion_reason begins
+# The record's timestamp is the worker's clock, failed_at the database's: allow this much skew.
+CLOCK_SKEW = timedelta(seconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,9 +108,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="republish dead-letter records to the job-events topic, each at most once",
         description="Republish the chosen records' values to the job-events topic, key "
         "unchanged, kafka_dlt headers dropped, header jobexec-replayed-from added. A record "
-        "already replayed (table dlq_replays) is skipped. An exhausted job's record re-arms "
-        "its FAILED job (RUNNING, attempts 1, a new run due now) and is published as attempt 1; "
-        "a poison record is republished unchanged and will be dead-lettered again.",
+        "already replayed (table dlq_replays) is skipped. An exhausted-run record re-arms "
+        "its FAILED job (RUNNING, attempts 1, a new run due now) and is published as attempt 1, "
+        "only if its key is the job id of its value, the job failed by exhausting its tries and "
+        "the record is not older than the job's failed_at; otherwise it is refused (exit 1). "
+        "Any other record, a poison record above all, is republished unchanged and re-arms "
+        "nothing.",
     )
     chosen = replay.add_mutually_exclusive_group(required=True)
     chosen.add_argument(
@@ -143,12 +152,14 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _print_record(record: DltRecord) -> None:
+    # Keys, headers and values come from whoever wrote the record: escaped, never raw.
     when = record.timestamp.strftime("%Y-%m-%d %H:%M:%S") if record.timestamp else "-"
-    print(f"{record.position}  key={_text(record.key)}  {when}")
+    print(f"{record.position}  key={printable(_text(record.key) or '')}  {when}")
     for name in DLT_HEADERS:
         value = record.header(name)
-        print(f"  {name}: {'-' if value is None else _truncate(value, VALUE_WIDTH)}")
-    print(f"  value: {_truncate(_text(record.value) or '', VALUE_WIDTH)}")
+        shown = "-" if value is None else printable(_truncate(mask_text(value), VALUE_WIDTH))
+        print(f"  {name}: {shown}")
+    print(f"  value: {printable(_truncate(_text(record.value) or '', VALUE_WIDTH))}")
 
 
 # --- replay ---------------------------------------------------------------------------------
@@ -201,7 +212,7 @@ class Replay:
 
     def run(self, records: Sequence[DltRecord]) -> int:
         done = self.admin.replayed(self.dlt)
-        counts = {"replayed": 0, "skipped": 0, "failed": 0}
+        counts = {"replayed": 0, "skipped": 0, "refused": 0, "failed": 0}
         for record in records:
             when = done.get((record.partition, record.offset))
             if when is not None:
@@ -214,14 +225,18 @@ class Replay:
         verb = "would replay" if self.dry_run else "replayed"
         print(
             f"{verb} {counts['replayed']}, skipped {counts['skipped']} already replayed, "
-            f"failed {counts['failed']} ({self.dlt} -> {self.target})"
+            f"refused {counts['refused']}, failed {counts['failed']} ({self.dlt} -> {self.target})"
         )
-        return 1 if counts["failed"] else 0
+        return 1 if counts["failed"] or counts["refused"] else 0
 
     def _replay(self, record: DltRecord) -> str:
-        note, rearm_job = self._plan(record)
+        note, rearm_job, refusal = self._plan(record)
+        if refusal is not None:
+            verb = "would refuse" if self.dry_run else "refused"
+            print(f"{verb} {record.position}: {printable(refusal)}")
+            return "refused"
         if self.dry_run:
-            print(f"would replay {record.position} -> {self.target}: {note}")
+            print(f"would replay {record.position} -> {self.target}: {printable(note)}")
             return "replayed"
         if not self.admin.mark_replayed(self.dlt, record.partition, record.offset):
             print(f"skipped {record.position}: already replayed (by a concurrent replay)")
@@ -241,35 +256,59 @@ class Replay:
                 )
         error = self._publish(record, value)
         if error is None:
-            print(f"replayed {record.position} -> {self.target}: {note}")
+            print(f"replayed {record.position} -> {self.target}: {printable(note)}")
             return "replayed"
         self.admin.unmark_replayed(self.dlt, record.partition, record.offset)
         if undo is not None:
             self.admin.undo_rearm(*undo)
-        print(f"failed {record.position}: {error}; not marked as replayed")
+        print(f"failed {record.position}: {printable(error)}; not marked as replayed")
         return "failed"
 
-    def _plan(self, record: DltRecord) -> tuple[str, str | None]:
-        """What replaying this record means, and the job to re-arm (if any)."""
+    def _plan(self, record: DltRecord) -> tuple[str, str | None, str | None]:
+        """What replaying this record means: a note, the job to re-arm, or why it is refused.
+
+        Only an exhausted-run record re-arms a job, and only when its key is the job id of its
+        value, the job FAILED by exhausting its tries, and the record is not older than that
+        failure. Any other record (a poison record above all) is republished unchanged.
+        """
+        fqcn = record.header("kafka_dlt-exception-fqcn")
+        if fqcn != EXHAUSTED_FQCN:
+            try:
+                event = JobEvent.parse(record.value)
+            except PoisonRecord as exc:
+                return f"poison record ({exc}): it will be dead-lettered again", None, None
+            note = (
+                f"not an exhausted run ({fqcn or 'no exception header'}): republished unchanged, "
+                f"job {event.job_id} is not re-armed"
+            )
+            return note, None, None
         try:
             event = JobEvent.parse(record.value)
         except PoisonRecord as exc:
-            return f"poison record ({exc}): it will be dead-lettered again", None
+            return "", None, f"exhausted-run record whose value is not a JobEvent ({exc})"
+        key = _text(record.key)
+        if key != event.job_id:
+            return "", None, f"its key {key!r} is not the job id {event.job_id!r} of its value"
         row = self.store.job_row(event.job_id)
         if row is None:
-            return f"job {event.job_id} does not exist: the worker will reject the event", None
+            return "", None, f"job {event.job_id} does not exist"
         if row["status"] == JobStatus.FAILED:
+            refusal = _stale(record, row)
+            if refusal is not None:
+                return "", None, refusal
             if self.dry_run:
-                return f"would re-arm FAILED job {event.job_id} (RUNNING, attempt 1)", None
-            return "", event.job_id
+                return f"would re-arm FAILED job {event.job_id} (RUNNING, attempt 1)", None, None
+            return "", event.job_id, None
         if row["status"] == JobStatus.RUNNING and row["attempts"] == event.attempt:
             return (
                 f"job {event.job_id} is RUNNING at attempt {event.attempt}: published as is",
+                None,
                 None,
             )
         return (
             f"job {event.job_id} is {row['status']} (attempts {row['attempts']}), not FAILED: "
             "published as is, the worker will drop it as stale",
+            None,
             None,
         )
 
@@ -432,6 +471,28 @@ def _record(msg: Message) -> DltRecord:
             (str(name), raw.encode() if isinstance(raw, str) else raw) for name, raw in pairs
         ),
     )
+
+
+def _stale(record: DltRecord, row: dict[str, Any]) -> str | None:
+    """Why this exhausted-run record must not re-arm its FAILED job, if it must not."""
+    job_id = row["job_id"]
+    reason = row["failure_reason"] or ""
+    if not reason.startswith(EXHAUSTED_PREFIX):
+        return (
+            f"job {job_id} failed for good, not by exhausting its tries "
+            f"({_truncate(mask_text(reason) or 'no failure reason', 80)}); "
+            f"`jobexec jobs retry {job_id}` runs it again"
+        )
+    failed_at = row["failed_at"]
+    if failed_at is None:
+        return None
+    if record.timestamp is None or record.timestamp < failed_at - CLOCK_SKEW:
+        when = record.timestamp.isoformat() if record.timestamp else "no timestamp"
+        return (
+            f"stale: the record ({when}) is older than job {job_id}'s failure "
+            f"({failed_at.astimezone(UTC).isoformat()})"
+        )
+    return None
 
 
 def _text(raw: str | bytes | None) -> str | None:

@@ -30,6 +30,8 @@ from jobexec.cron import InvalidCron, next_fire_time
 from jobexec.db.admin import JobAdmin
 from jobexec.db.states import JobStatus, JobType
 from jobexec.db.store import JobStore
+from jobexec.masking import mask_text, mask_value
+from jobexec.printable import printable
 
 # A run may be in flight: cancelling needs --force, and the run is not stopped by it.
 IN_FLIGHT = frozenset({JobStatus.RUNNING, JobStatus.DISPATCHED})
@@ -263,7 +265,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = rows[: args.limit]
     if args.json:
         for row in rows:
-            print(_json(row))
+            print(_json(mask_value(row)))
     else:
         print_table(
             ["JOB ID", "TYPE", "STATUS", "ATTEMPTS", "NEXT RUN (UTC)", "FAILURE"],
@@ -274,7 +276,7 @@ def cmd_list(args: argparse.Namespace) -> int:
                     r["status"],
                     str(r["attempts"]),
                     _time(r["next_run_at"]),
-                    _truncate(r["failure_reason"], REASON_WIDTH),
+                    _truncate(mask_text(r["failure_reason"] or ""), REASON_WIDTH),
                 ]
                 for r in rows
             ],
@@ -282,23 +284,6 @@ def cmd_list(args: argparse.Namespace) -> int:
     if more:
         say(f"showing the first {args.limit} jobs; use --limit for more")
     return 0
-
-
-_SECRET_WORDS = ("authorization", "cookie", "token", "secret", "password", "api-key", "apikey")
-
-
-def masked_payload(payload: Any) -> Any:
-    """The payload as shown to people: credentials in it (auth headers, passwords) masked."""
-    if isinstance(payload, dict):
-        return {
-            k: "***"
-            if isinstance(k, str) and any(w in k.lower() for w in _SECRET_WORDS)
-            else masked_payload(v)
-            for k, v in payload.items()
-        }
-    if isinstance(payload, list):
-        return [masked_payload(v) for v in payload]
-    return payload
 
 
 @command
@@ -311,14 +296,14 @@ def cmd_show(args: argparse.Namespace) -> int:
         runs = store.runs(args.job_id)
     finally:
         store.engine.dispose()
-    row["payload"] = masked_payload(row["payload"])
+    row, runs = mask_value(row), mask_value(runs)
     if args.json:
         print(_json({"job": row, "runs": runs}))
         return 0
     width = max(len(k) for k in row) + 1
     for key, value in row.items():
         shown = json.dumps(value, sort_keys=True) if key == "payload" else _value(value)
-        print(f"{key + ':':<{width}} {shown}")
+        print(f"{key + ':':<{width}} {printable(shown)}")
     print()
     if not runs:
         print("no runs yet")
@@ -389,7 +374,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
         store.engine.dispose()
     if not change.applied:
         raise CommandError(f"job {args.job_id} changed meanwhile (now {change.status}); try again")
-    reason = f": {row['failure_reason']}" if row["failure_reason"] else ""
+    reason = f": {printable(mask_text(row['failure_reason']))}" if row["failure_reason"] else ""
     print(f"job {args.job_id} scheduled again, due now (was FAILED{reason})")
     return 0
 
@@ -398,6 +383,8 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 
 def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Aligned columns; every cell escaped, as it may hold text from the database."""
+    rows = [[printable(cell) for cell in row] for row in rows]
     widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=False)]
     for line in (header, *rows):
         print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())

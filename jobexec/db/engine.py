@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import URL, Engine, create_engine, event, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from jobexec.config import ConfigError, Settings
+from jobexec.masking import mask_url
 
 _URL_KEY = "configs.jobDb.url"
 
@@ -29,6 +30,7 @@ def database_url(settings: Settings) -> URL:
         raise ConfigError(
             _URL_KEY, f"names an unsupported database {url.drivername!r}", settings.source(_URL_KEY)
         )
+    _check_driver(url, settings)
     if url.get_backend_name() == "sqlite":
         return url  # a file: database credentials do not apply
     username = settings.get("secrets.datasource.username")
@@ -38,6 +40,16 @@ def database_url(settings: Settings) -> URL:
     if password and not url.password:
         url = url.set(password=password)
     return url
+
+
+def _check_driver(url: URL, settings: Settings) -> None:
+    # Import the driver now: a missing one is a setting to fix, not a traceback at connect.
+    try:
+        url.get_dialect().import_dbapi()
+    except (ImportError, NoSuchModuleError):
+        problem = f"names the driver {url.drivername!r}, which is not installed"
+        hint = " (use postgresql+psycopg:// or sqlite:///)"
+        raise ConfigError(_URL_KEY, problem + hint, settings.source(_URL_KEY)) from None
 
 
 def _from_jdbc(rest: str, settings: Settings) -> URL:
@@ -83,7 +95,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def masked(url: URL) -> str:
-    return url.render_as_string(hide_password=True)
+    """The URL as logs and messages show it: password and secret query values hidden."""
+    return mask_url(url.render_as_string(hide_password=False))
 
 
 __all__ = ["database_url", "make_engine", "masked"]

@@ -82,6 +82,8 @@ job_runs = Table(
     Column("error", String),
     UniqueConstraint("job_id", "run_at", "attempt", name="uq_job_runs_try"),
     Index("ix_job_runs_job_id_started", "job_id", "started_at"),
+    # Retention finds old finished tries without reading the whole history (migration 0003).
+    Index("ix_job_runs_finished_at", "finished_at"),
 )
 
 # The dead-letter records `jobexec dlq replay` republished: each is replayed once.
@@ -93,4 +95,5 @@ dlq_replays = Table(
     Column("offset", BigInteger().with_variant(Integer(), "sqlite"), nullable=False),
     Column("replayed_at", UtcDateTime, nullable=False),
     PrimaryKeyConstraint("topic", "partition", "offset", name="pk_dlq_replays"),
+    Index("ix_dlq_replays_replayed_at", "replayed_at"),  # for retention (migration 0003)
 )

@@ -26,3 +26,5 @@ class RunStatus(StrEnum):
     FAILED = "FAILED"
     RETRYING = "RETRYING"
     EXHAUSTED = "EXHAUSTED"
+    # The try's worker died: its lease expired unfinished and a rescuer recorded it.
+    LOST = "LOST"

@@ -6,14 +6,27 @@ duplicate writer changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    tuple_,
+    update,
+)
 
-from jobexec.db.schema import UtcDateTime, job_runs, jobs
+from jobexec.db.schema import UtcDateTime, dlq_replays, job_runs, jobs
 from jobexec.db.states import JobStatus, RunStatus
 
 
@@ -379,3 +392,213 @@ class JobStore:
                 select(job_runs).where(job_runs.c.job_id == job_id).order_by(job_runs.c.id)
             ).mappings()
             return [dict(r) for r in rows]
+
+    # --- retention --------------------------------------------------------------------------
+    # History rows are deleted a batch per statement, each its own short transaction, by
+    # primary key: no statement holds locks on more than `batch` rows for long.
+
+    def prune_runs(self, finished_before: datetime, batch: int) -> int:
+        """Delete up to `batch` tries that finished before the cutoff; unfinished ones stay."""
+        old = (
+            select(job_runs.c.id)
+            .where(job_runs.c.finished_at < finished_before)
+            .order_by(job_runs.c.finished_at)
+            .limit(batch)
+            .scalar_subquery()
+        )
+        with self.engine.begin() as conn:
+            return int(conn.execute(delete(job_runs).where(job_runs.c.id.in_(old))).rowcount)
+
+    def prune_replays(self, replayed_before: datetime, batch: int) -> int:
+        """Delete up to `batch` dead-letter replay markers older than the cutoff."""
+        key = (dlq_replays.c.topic, dlq_replays.c.partition, dlq_replays.c.offset)
+        old = select(*key).where(dlq_replays.c.replayed_at < replayed_before).limit(batch)
+        with self.engine.begin() as conn:
+            return int(conn.execute(delete(dlq_replays).where(tuple_(*key).in_(old))).rowcount)
+
+    @contextmanager
+    def pruning_lock(self) -> Iterator[bool]:
+        """True for the one process allowed to prune now (a PostgreSQL advisory lock held for
+        the block); on SQLite always True, its writers being serialised anyway."""
+        if self._sqlite:
+            yield True
+            return
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            held = bool(conn.execute(_TRY_PRUNE_LOCK).scalar())
+            try:
+                yield held
+            finally:
+                if held:
+                    conn.execute(_PRUNE_UNLOCK)
+
+    # --- rescue -----------------------------------------------------------------------------
+    # A try whose lease expired unfinished lost its worker. Workers rescue such tries (see
+    # workers/rescue.py); the try's run row is where a rescuer and a worker taking the same try
+    # over meet: each writes it only while `finished_at IS NULL AND lease_expires_at < now`.
+
+    def lost_tries(self, limit: int) -> list[Job]:
+        """RUNNING jobs whose current try is unfinished with its lease expired; no locks.
+
+        One statement on the (status, next_run_at) index and the try's unique key: its cost
+        follows the number of RUNNING jobs, not the size of the run history.
+        """
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            rows = conn.execute(
+                select(*_JOB_COLUMNS)
+                .join(job_runs, _current_try)
+                .where(*self._lost_now(datetime.now(UTC)))
+                .order_by(job_runs.c.lease_expires_at)
+                .limit(limit)
+            ).all()
+        return [Job(*r) for r in rows]
+
+    @contextmanager
+    def rescue(self, max_attempts: int, limit: int) -> Iterator[list[Dispatch]]:
+        """Record lost tries that have tries left as LOST and claim their next try (attempts
+        + 1); yields those next tries, to be published inside the block.
+
+        PostgreSQL: one statement that skips the job rows a claim or another rescuer holds,
+        committed when the block returns and rolled back when it raises, so a try whose next
+        one could not be published stays lost and is rescued again. The job rows stay locked
+        meanwhile, so a worker's claim of a just-published try waits for the commit and sees
+        it. SQLite: committed before the block (its claim reads without locks and would drop
+        a task published ahead of the commit).
+        """
+        if self._sqlite:
+            with self.engine.begin() as conn:
+                rescued = self._rescue_sqlite(conn, max_attempts, limit)
+            yield rescued
+            return
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                _RESCUE_SQL,
+                {"max_attempts": max_attempts, "limit": limit, "lost": RunStatus.LOST},
+            ).all()
+            yield [Dispatch(r.job_id, r.attempts, r.next_run_at) for r in rows]
+
+    def _rescue_sqlite(self, conn: Connection, max_attempts: int, limit: int) -> list[Dispatch]:
+        now = datetime.now(UTC)
+        # The first statement writes, so it takes SQLite's write lock: rescuers and claims
+        # run one after another, and every statement below re-checks what it changes.
+        lost = (
+            select(job_runs.c.id)
+            .select_from(jobs)
+            .join(job_runs, _current_try)
+            .where(*self._lost_now(now), jobs.c.attempts < max_attempts)
+            .order_by(job_runs.c.lease_expires_at)
+            .limit(limit)
+        )
+        recorded = conn.execute(
+            update(job_runs)
+            .where(job_runs.c.id.in_(lost.scalar_subquery()))
+            .values(status=RunStatus.LOST, finished_at=now, error=_lost_error(job_runs.c.worker))
+            .returning(job_runs.c.job_id, job_runs.c.attempt)
+        ).all()
+        rescued: list[Dispatch] = []
+        for job_id, attempt in recorded:
+            row = conn.execute(
+                update(jobs)
+                .where(
+                    jobs.c.job_id == job_id,
+                    jobs.c.status == JobStatus.RUNNING,
+                    jobs.c.attempts == attempt,
+                )
+                .values(attempts=attempt + 1, updated_at=now)
+                .returning(jobs.c.job_id, jobs.c.attempts, jobs.c.next_run_at)
+            ).first()
+            if row is not None:
+                rescued.append(Dispatch(row.job_id, row.attempts, row.next_run_at))
+        return rescued
+
+    def settle_lost(
+        self, job: Job, now: datetime, job_values: Mapping[str, Any], error: str
+    ) -> bool:
+        """Settle a job whose last try was lost and record that try EXHAUSTED, in one
+        transaction; False when the try was taken over or the job moved on meanwhile."""
+        with self.engine.connect() as conn:
+            # The job row first, as a worker's claim locks it: one lock order, no deadlock.
+            settled = conn.execute(
+                update(jobs)
+                .where(
+                    jobs.c.job_id == job.job_id,
+                    jobs.c.status == JobStatus.RUNNING,
+                    jobs.c.attempts == job.attempts,
+                    jobs.c.next_run_at == job.next_run_at,
+                )
+                .values(updated_at=now, **job_values)
+            ).rowcount
+            if settled:
+                # Checked on the try's latest version: a takeover committed meanwhile wins.
+                settled = conn.execute(
+                    update(job_runs)
+                    .where(
+                        job_runs.c.job_id == job.job_id,
+                        job_runs.c.run_at == job.next_run_at,
+                        job_runs.c.attempt == job.attempts,
+                        job_runs.c.finished_at.is_(None),
+                        job_runs.c.lease_expires_at < now,
+                    )
+                    .values(status=RunStatus.EXHAUSTED, finished_at=now, error=error)
+                ).rowcount
+            if settled:
+                conn.commit()
+            else:
+                conn.rollback()
+        return bool(settled)
+
+    def _lost_now(self, now: datetime) -> tuple[Any, ...]:
+        expired_by = now if self._sqlite else func.now()
+        return (
+            jobs.c.status == JobStatus.RUNNING,
+            job_runs.c.finished_at.is_(None),
+            job_runs.c.lease_expires_at < expired_by,
+        )
+
+
+# The current try of a job: the run row of its next_run_at and attempts.
+_current_try = and_(
+    job_runs.c.job_id == jobs.c.job_id,
+    job_runs.c.run_at == jobs.c.next_run_at,
+    job_runs.c.attempt == jobs.c.attempts,
+)
+
+
+def _lost_error(worker: Any) -> Any:
+    return "lost: the lease of worker " + func.coalesce(worker, "?") + " expired unfinished"
+
+
+_RESCUE_SQL = text(
+    """
+    WITH lost AS (
+        SELECT j.job_id, j.attempts, j.next_run_at
+        FROM jobs j
+        JOIN job_runs r ON r.job_id = j.job_id AND r.run_at = j.next_run_at
+                       AND r.attempt = j.attempts
+        WHERE j.status = 'RUNNING' AND j.attempts < :max_attempts
+          AND r.finished_at IS NULL AND r.lease_expires_at < now()
+        ORDER BY r.lease_expires_at
+        LIMIT :limit
+        FOR UPDATE OF j SKIP LOCKED
+    ), recorded AS (
+        -- Checked again on the row's latest version: a worker's takeover of the same try,
+        -- committed after this statement began, wins and the try is left alone.
+        UPDATE job_runs r
+        SET status = :lost, finished_at = now(),
+            error = 'lost: the lease of worker ' || coalesce(r.worker, '?')
+                    || ' expired unfinished'
+        FROM lost
+        WHERE r.job_id = lost.job_id AND r.run_at = lost.next_run_at
+          AND r.attempt = lost.attempts
+          AND r.finished_at IS NULL AND r.lease_expires_at < now()
+        RETURNING r.job_id, r.attempt
+    )
+    UPDATE jobs j SET attempts = j.attempts + 1, updated_at = now()
+    FROM recorded
+    WHERE j.job_id = recorded.job_id AND j.status = 'RUNNING' AND j.attempts = recorded.attempt
+    RETURNING j.job_id, j.attempts, j.next_run_at
+    """
+)
+
+# One pruner at a time across schedulers and workers: a session-level advisory lock.
+_TRY_PRUNE_LOCK = text("SELECT pg_try_advisory_lock(hashtext('jobexec-history-retention'))")
+_PRUNE_UNLOCK = text("SELECT pg_advisory_unlock(hashtext('jobexec-history-retention'))")

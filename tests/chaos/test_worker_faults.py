@@ -88,6 +88,8 @@ def test_given_long_jobs_when_the_whole_worker_is_killed_9_then_the_sweeper_reco
             **SHORT_LEASE,
             "configs.sweeper.abandoned-after-ms": "8000",
             "configs.sweeper.interval-ms": "500",
+            # The sweeper's path: test_worker_loss.py covers the workers' own rescue.
+            "configs.lease.rescue-interval-ms": "0",
         }
     )
     chaos.http.delay(EXEC_PATH, SLOW_CALL_S)

@@ -428,6 +428,11 @@ def test_given_an_exhausted_job_when_its_dead_letter_is_replayed_then_the_job_ru
     run_at = stack.row("job_exhausted")["next_run_at"]
     error = {"worker": "celery@w", "status": "RETRYING", "error": "HTTP 503"}
     add_runs(stack, "job_exhausted", run_at, error, error, {**error, "status": "EXHAUSTED"})
+    with stack.store.engine.begin() as conn:  # as the worker leaves it, before its dead letter
+        conn.exec_driver_sql(
+            "UPDATE jobs SET failure_reason = %s, failed_at = now() WHERE job_id = %s",
+            (exhaustion_reason(3, "503"), "job_exhausted"),
+        )
     event = JobEvent("job_exhausted", 3, run_at).to_json()
     dead_letter(stack, "job_exhausted", event, EXHAUSTED_FQCN, exhaustion_reason(3, "503"), 4)
     stack.start("bridge", "worker")

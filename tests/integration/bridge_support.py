@@ -24,6 +24,7 @@ from confluent_kafka import TopicPartition as KafkaTopicPartition
 
 from bridge.consumer import Bridge
 from jobexec.config import Settings, relaxed_env_name
+from tests.support.kafka import TEST_PRODUCER_MAX_MESSAGE_BYTES
 from tests.support.network import free_port
 from tests.support.redis_queue import PRIORITY_SEPARATOR
 from tests.support.task_messages import QueuedTask
@@ -172,7 +173,12 @@ class BulkProducer:
 
     def __init__(self, bootstrap: str) -> None:
         self._producer = Producer(
-            {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 2}
+            {
+                "bootstrap.servers": bootstrap,
+                "enable.idempotence": True,
+                "linger.ms": 2,
+                "message.max.bytes": TEST_PRODUCER_MAX_MESSAGE_BYTES,
+            }
         )
         self._errors: list[str] = []
 

@@ -421,7 +421,113 @@ def test_given_a_stop_mid_stream_then_a_second_bridge_carries_on_without_gaps_or
     assert _committed(kafka) == _ends(kafka, total)
 
 
-# --- 6. routes ---------------------------------------------------------------------------------
+# --- 6. hostile records and a dead-letter topic that refuses or is missing (contract 9a) --------
+
+ONE_MEGABYTE = 1_000_000
+
+
+def _garbage(size: int) -> bytes:
+    # Not UTF-8 from the first byte on, so it is poison whatever follows.
+    return b"\xff" + b"g" * (size - 1)
+
+
+def _handed_over(bridge: RunningBridge, broker: CeleryBroker, tasks: int, letters: int) -> bool:
+    return broker.depth() >= tasks and bridge.bridge.stats.dead_lettered >= letters
+
+
+@pytest.mark.parametrize("kafka", [1], indirect=True)
+def test_given_a_one_megabyte_poison_record_then_it_is_dead_lettered_whole_with_default_settings(
+    kafka: KafkaTopics, celery_broker: CeleryBroker, start_bridge: BridgeFactory
+) -> None:
+    # Given a 1,000,000-byte garbage record between good events (librdkafka's own default
+    # message.max.bytes, 1,000,000, refused it once the dead-letter headers were added)
+    before, after = new_job_ids(2, prefix="job_before"), new_job_ids(2, prefix="job_after")
+    big = _garbage(ONE_MEGABYTE)
+    producer = BulkProducer(kafka.bootstrap)
+    producer.produce_events(kafka.topic, before)
+    producer.produce(kafka.topic, b"big", big)
+    producer.produce_events(kafka.topic, after)
+    producer.flush()
+
+    # When a bridge with the default settings reads them
+    bridge = start_bridge()
+    wait_until(
+        lambda: _handed_over(bridge, celery_broker, 4, 1),
+        45,
+        message=lambda: f"stats {bridge.bridge.stats}",
+    )
+    time.sleep(1.0)  # a re-sent task or letter would show up here
+    assert not bridge.bridge.stats.paused
+    bridge.stop()
+    tasks = celery_broker.tasks()
+
+    # Then the record is on the dead-letter topic with its whole value, once
+    letters = read_records(kafka.bootstrap, kafka.dlt, expected=2, timeout=5)
+    assert [(r.key, r.value) for r in letters] == [(b"big", big)]
+    assert "jobexec-dlt-original-size" not in letters[0].headers
+    # And the good events around it are enqueued once each, the offsets committed past all
+    assert sorted(job_ids(tasks)) == sorted(before + after)
+    assert _committed(kafka) == _ends(kafka, 5)
+
+
+@pytest.mark.parametrize("kafka", [1], indirect=True)
+def test_given_the_dead_letter_topic_refuses_a_record_mid_batch_then_a_stand_in_and_no_resend(
+    kafka: KafkaTopics, celery_broker: CeleryBroker, start_bridge: BridgeFactory
+) -> None:
+    # Given a dead-letter topic that takes no record over 200,000 bytes (an operator's
+    # message.max.bytes; Tansu itself enforces no limit) and one batch of: good events, a
+    # tombstone, a 300,000-byte poison record, a small poison record, good events
+    first, last = new_job_ids(3, prefix="job_first"), new_job_ids(3, prefix="job_last")
+    big = _garbage(300_000)
+    producer = BulkProducer(kafka.bootstrap)
+    producer.produce_events(kafka.topic, first)
+    producer.produce(kafka.topic, b"tombstone", None)
+    producer.produce(kafka.topic, b"too-big", big, [("origin", b"test")])
+    producer.produce(kafka.topic, b"small", b"{not json")
+    producer.produce_events(kafka.topic, last)
+    producer.flush()
+    originals = {r.key: r for r in read_records(kafka.bootstrap, kafka.topic, 9, timeout=10)}
+
+    # When the bridge hands the batch over
+    bridge = start_bridge(
+        {
+            "configs.kafka.properties.message.max.bytes": "200000",
+            "configs.kafka.consumer.max-poll-records": "50",
+        }
+    )
+    wait_until(
+        lambda: _handed_over(bridge, celery_broker, 6, 3),
+        45,
+        message=lambda: f"stats {bridge.bridge.stats}",
+    )
+    time.sleep(2.0)  # a re-sent task or letter would show up here
+    assert not bridge.bridge.stats.paused, "a refused record was taken for an outage"
+    bridge.stop()
+    tasks = celery_broker.tasks()
+
+    # Then each poison record is on the dead-letter topic once, the big one as a stand-in:
+    # its key and headers, no value, its original size
+    letters = read_records(kafka.bootstrap, kafka.dlt, expected=4, timeout=5)
+    assert sorted(r.key or b"" for r in letters) == [b"small", b"tombstone", b"too-big"], letters
+    stand_in = next(r for r in letters if r.key == b"too-big")
+    assert stand_in.value is None
+    assert stand_in.headers["jobexec-dlt-original-size"] == b"300000"
+    assert (
+        stand_in.headers["kafka_dlt-original-offset"] == str(originals[b"too-big"].offset).encode()
+    )
+    assert stand_in.headers["kafka_dlt-original-topic"] == kafka.topic.encode()
+    assert stand_in.headers["kafka_dlt-exception-fqcn"] == b"jobexec.events.PoisonRecord"
+    assert b"300000 bytes dropped" in stand_in.headers["kafka_dlt-exception-message"]
+    small = next(r for r in letters if r.key == b"small")
+    assert small.value == b"{not json"
+    assert "jobexec-dlt-original-size" not in small.headers
+    # And every good event is enqueued exactly once, the offsets committed to the end
+    assert sorted(job_ids(tasks)) == sorted(first + last)
+    assert bridge.bridge.stats.enqueued == 6
+    assert _committed(kafka) == _ends(kafka, 9)
+
+
+# --- 7. routes ---------------------------------------------------------------------------------
 
 
 @pytest.fixture

@@ -46,6 +46,7 @@ class HttpRecorder:
         self._calls: list[RecordedCall] = []
         self._statuses: dict[str, deque[int]] = {}
         self._delays: dict[str, float] = {}
+        self._headers: dict[str, dict[str, str]] = {}
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -70,6 +71,11 @@ class HttpRecorder:
         with self._lock:
             self._statuses.setdefault(path, deque()).extend(statuses)
 
+    def reply_headers(self, path: str, headers: dict[str, str]) -> None:
+        """Send these headers on every answer to `path` (e.g. Retry-After)."""
+        with self._lock:
+            self._headers[path] = dict(headers)
+
     def delay(self, path: str, seconds: float) -> None:
         """Wait this long before answering each request to `path` (0 to stop)."""
         with self._lock:
@@ -83,12 +89,12 @@ class HttpRecorder:
         self._server.server_close()
         self._thread.join(5)
 
-    def _record(self, call: RecordedCall) -> tuple[int, float]:
+    def _record(self, call: RecordedCall) -> tuple[int, float, dict[str, str]]:
         with self._lock:
             self._calls.append(call)
             queue = self._statuses.get(call.path)
             status = queue.popleft() if queue else 200
-            return status, self._delays.get(call.path, 0.0)
+            return status, self._delays.get(call.path, 0.0), self._headers.get(call.path, {})
 
 
 def _handler_for(recorder: HttpRecorder) -> type[BaseHTTPRequestHandler]:
@@ -111,7 +117,7 @@ def _handler_for(recorder: HttpRecorder) -> type[BaseHTTPRequestHandler]:
                 json=parsed,
                 received_at=received_at,
             )
-            status, delay = recorder._record(call)
+            status, delay, headers = recorder._record(call)
             if delay:
                 time.sleep(delay)
             reply = json.dumps({"status": status}).encode()
@@ -119,6 +125,8 @@ def _handler_for(recorder: HttpRecorder) -> type[BaseHTTPRequestHandler]:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(reply)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(reply)

@@ -28,6 +28,9 @@ from tests.support.waiting import wait_until
 
 # What a bridge under test needs so that a group join takes seconds, not half a minute.
 TEST_SESSION_TIMEOUT_MS = 6000
+# Test producers write records of a megabyte and more (librdkafka's default stops at 1,000,000
+# bytes); Tansu itself takes records of any size, unlike Apache Kafka (1,048,588 by default).
+TEST_PRODUCER_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 HeaderInput = Mapping[str, str | bytes] | Sequence[tuple[str, str | bytes]] | None
 
@@ -274,7 +277,12 @@ class KafkaTopics:
     def _get_producer(self) -> Producer:
         if self._producer is None:
             self._producer = Producer(
-                {**self.broker.client_config(), "enable.idempotence": True, "linger.ms": 0}
+                {
+                    **self.broker.client_config(),
+                    "enable.idempotence": True,
+                    "linger.ms": 0,
+                    "message.max.bytes": TEST_PRODUCER_MAX_MESSAGE_BYTES,
+                }
             )
         return self._producer
 

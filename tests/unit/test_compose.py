@@ -110,7 +110,7 @@ def test_given_the_roles_then_each_runs_the_command_the_contract_names() -> None
     assert _argv(services["bridge"]["command"]) == ["jobexec", "bridge"]
     assert _argv(services["scheduler"]["command"]) == ["jobexec", "scheduler"]
     assert _argv(services["worker"]["command"])[:2] == ["jobexec", "worker"]
-    assert _argv(services["flower"]["command"])[:4] == ["celery", "-A", "workers.app", "flower"]
+    assert _argv(services["flower"]["command"])[:2] == ["jobexec", "flower"]
 
 
 @pytest.mark.parametrize("name", sorted(_services()))
@@ -153,10 +153,39 @@ def test_given_the_worker_then_it_scales_without_a_fixed_name_or_host_port() -> 
     assert not worker.get("ports")
 
 
-def test_given_flower_then_its_port_is_published() -> None:
-    ports = [str(p) for p in _services()["flower"].get("ports", [])]
+def test_given_flower_then_its_port_is_published_on_the_hosts_loopback_only() -> None:
+    flower = _services()["flower"]
+    ports = [str(p) for p in flower.get("ports", [])]
 
-    assert any(p.split(":")[-1] == "5555" for p in ports), ports
+    assert ports, "Flower's port is not published"
+    for port in ports:
+        host_ip, _host_port, container_port = port.split(":")
+        assert host_ip == "127.0.0.1" and container_port == "5555", port
+    # Inside its container Flower binds every interface, or the published port cannot reach it.
+    env = _environment(flower)
+    assert env["CONFIGS_FLOWER_ADDRESS"] == "0.0.0.0"
+    assert env["CONFIGS_FLOWER_PORT"] == "5555"
+
+
+def test_given_every_web_surface_then_it_runs_behind_basic_auth_from_the_mounted_secrets() -> None:
+    secrets = javaproperties.loads((ROOT / "deploy/config/secrets.properties").read_text())
+
+    # `jobexec flower` refuses to start without both; a bare `celery flower` has no auth at all.
+    assert secrets["secrets.flower.username"] and secrets["secrets.flower.password"]
+    assert ":" not in secrets["secrets.flower.username"]
+    for name, service in _services().items():
+        argv = _argv(service["command"]) if "command" in service else []
+        assert "flower" not in argv or argv[:2] == ["jobexec", "flower"], (name, argv)
+        assert not any(a.startswith("--basic_auth") for a in argv), name
+        assert "FLOWER_BASIC_AUTH" not in _environment(service), name
+
+
+def test_given_the_metrics_servers_then_they_keep_the_loopback_default_their_probes_use() -> None:
+    app = javaproperties.loads((ROOT / "deploy/config/application.properties").read_text())
+
+    assert app.get("configs.metrics.host", "127.0.0.1") == "127.0.0.1"
+    for name in ("bridge", "scheduler"):
+        assert "http://127.0.0.1:" in " ".join(_services()[name]["healthcheck"]["test"]), name
 
 
 def test_given_redis_then_it_persists_with_appendonly_and_never_evicts_tasks() -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import random
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
-from jobexec.events import JobEvent, PoisonRecord, parse_scheduled_at
+from jobexec.events import MAX_JSON_DEPTH, JobEvent, PoisonRecord, parse_scheduled_at
 
 # 1764380000.123 s after the epoch.
 INSTANT = datetime(2025, 11, 29, 1, 33, 20, 123000, tzinfo=UTC)
@@ -153,6 +155,103 @@ def test_parse_fields_validates_task_kwargs_the_same_way() -> None:
         JobEvent.parse_fields(None, 1, None)
     with pytest.raises(PoisonRecord):
         JobEvent.parse_fields("job_1", True, None)
+
+
+# --- hostile input (contract 9a) ---------------------------------------------------------------
+
+
+def _nested(depth: int) -> bytes:
+    return b'{"jobId": "job_1", "extra": ' + b"[" * depth + b"]" * depth + b"}"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(b"[" * 100_000, id="100000-nested-brackets"),
+        pytest.param(b"{" * 100_000, id="100000-nested-braces"),
+        pytest.param(b'{"a":' * 50_000 + b"1" + b"}" * 50_000, id="50000-nested-objects"),
+        pytest.param(_nested(MAX_JSON_DEPTH), id="nested-one-past-the-limit"),
+        pytest.param(b'{"jobId": "job_1", "attempt": 1099511627776}', id="attempt-2^40"),
+        pytest.param(b'{"jobId": "job_1", "attempt": 2147483648}', id="attempt-2^31"),
+        pytest.param(b'{"jobId": "job_1", "attempt": -2147483649}', id="attempt-below-int"),
+        pytest.param(b'{"jobId": "job_1", "attempt": 1e999}', id="attempt-1e999"),
+        pytest.param(
+            b'{"jobId": "job_1", "attempt": ' + b"9" * 5000 + b"}", id="attempt-5000-digits"
+        ),
+        pytest.param(b'{"jobId": "job_\\ud800"}', id="jobId-lone-high-surrogate"),
+        pytest.param(b'{"jobId": "job_\\udfff"}', id="jobId-lone-low-surrogate"),
+        pytest.param(record(jobId="j" * 256), id="jobId-256-chars"),
+        pytest.param(b'{"jobId": "job_1", "scheduledAt": 1e999}', id="scheduledAt-1e999"),
+        pytest.param(b'{"jobId": "job_1", "scheduledAt": -1e999}', id="scheduledAt-minus-1e999"),
+        pytest.param(
+            b'{"jobId": "job_1", "scheduledAt": ' + b"9" * 4000 + b"}", id="scheduledAt-4000-digits"
+        ),
+        pytest.param(
+            b'{"jobId": "job_1", "scheduledAt": ' + b"9" * 5000 + b"}", id="scheduledAt-5000-digits"
+        ),
+        pytest.param(record(jobId="job_1", scheduledAt=-(10**20)), id="scheduledAt-far-past"),
+        pytest.param(record(jobId="job_1", scheduledAt="9" * 100_000), id="scheduledAt-long-text"),
+        pytest.param(b"\x00" * 1_000_000, id="1MB-of-NUL"),
+        pytest.param(b'"' + b'\\"' * 300_000, id="unterminated-string-of-escapes"),
+    ],
+)
+def test_hostile_value_is_poison_and_nothing_else(value: bytes) -> None:
+    with pytest.raises(PoisonRecord):
+        JobEvent.parse(value)
+
+
+def test_limits_themselves_are_accepted() -> None:
+    assert JobEvent.parse(record(jobId="j" * 255, attempt=2147483647)).attempt == 2147483647
+    assert JobEvent.parse(_nested(MAX_JSON_DEPTH - 1)).job_id == "job_1"
+    assert JobEvent.parse(record(jobId="job_\U0001f600")).job_id == "job_\U0001f600"
+
+
+def _mixed(depth: int) -> bytes:
+    """A JobEvent whose `extra` alternates arrays and objects, `depth` levels in all."""
+    inner: object = 1
+    for level in range(depth - 1):
+        inner = [inner] if level % 2 else {"a": inner}
+    return json.dumps({"jobId": "job_1", "extra": inner}).encode()
+
+
+def test_mixed_nesting_counts_every_level() -> None:
+    assert JobEvent.parse(_mixed(MAX_JSON_DEPTH)).job_id == "job_1"
+    with pytest.raises(PoisonRecord, match="deeper than 32"):
+        JobEvent.parse(_mixed(MAX_JSON_DEPTH + 1))
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    value = record(jobId="job_[{", note="[" * 10_000 + '\\"' + "{" * 10_000)
+
+    assert JobEvent.parse(value).job_id == "job_[{"
+
+
+def test_random_bytes_never_raise_anything_but_poison() -> None:
+    rng = random.Random(8)
+    alphabet = b'[]{}",:\\0123456789.eE-+ tfnul"jobIdattempt'
+    for _ in range(2000):
+        value = bytes(rng.choice(alphabet) for _ in range(rng.randrange(0, 200)))
+        with contextlib.suppress(PoisonRecord):
+            JobEvent.parse(value)
+
+
+@pytest.mark.parametrize(
+    ("job_id", "attempt", "scheduled_at"),
+    [
+        pytest.param("job_1", 1099511627776, None, id="attempt-2^40"),
+        pytest.param("job_1", 0, None, id="attempt-0"),
+        pytest.param("job_\ud800", 1, None, id="jobId-lone-surrogate"),
+        pytest.param("j" * 256, 1, None, id="jobId-256-chars"),
+        pytest.param("job_1", 1, 10**5000, id="scheduledAt-huge-int"),
+        pytest.param("job_1", 1, float("inf"), id="scheduledAt-inf"),
+        pytest.param("job_1", 1, "+999999-01-01T00:00:00", id="scheduledAt-year-999999"),
+    ],
+)
+def test_crafted_task_kwargs_are_poison(
+    job_id: object, attempt: object, scheduled_at: object
+) -> None:
+    with pytest.raises(PoisonRecord):
+        JobEvent.parse_fields(job_id, attempt, scheduled_at)
 
 
 # --- round trip --------------------------------------------------------------------------------

@@ -5,8 +5,9 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-import socket
+import ssl
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -21,14 +22,6 @@ SMTP_USER = "mailer"
 SMTP_PASSWORD = "s3cret-Passw0rd"
 
 
-def free_port() -> int:
-    """A local port free right now (aiosmtpd's Controller cannot bind port 0)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 # --- HTTP ---------------------------------------------------------------------------------------
 
 
@@ -41,6 +34,7 @@ class RecordedRequest:
     headers: dict[str, str]
     body: bytes
     header_lines: tuple[tuple[str, str], ...] = ()  # as sent, repeats included
+    client_port: int = 0  # the same on two requests: one kept-alive connection
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -48,29 +42,48 @@ class RecordedRequest:
 
 @dataclass
 class Reply:
-    """A scripted answer: status, optional delay before answering, extra headers."""
+    """A scripted answer: status, optional delay before answering, extra headers.
+
+    With `trickle`, the status line is sent at once and then one byte of a never-ending
+    header every `trickle` seconds, until the client hangs up or the server stops.
+    """
 
     status: int = 200
     delay: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
+    trickle: float | None = None
 
 
 class ScriptedHttpServer:
     """Records every request and answers with the next scripted reply (200 when none is left)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None, keep_alive: bool = False) -> None:
         self.requests: list[RecordedRequest] = []
         self.replies: deque[Reply] = deque()
         self.released = threading.Event()  # ends scripted delays at teardown
+        self.trickled_at: list[float] = []  # when each trickled byte was sent
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        handler = self._handler_class()
+        if keep_alive:
+            handler.protocol_version = "HTTP/1.1"  # keeps the connection open between requests
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self.server_names: list[str | None] = []  # TLS SNI of each handshake
+        if tls is not None:
+            tls.sni_callback = lambda _sock, name, _ctx: self.server_names.append(name)
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
 
     @property
+    def port(self) -> int:
+        port: int = self._server.server_address[1]
+        return port
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
     def script(self, *replies: int | Reply) -> None:
         self.replies.extend(r if isinstance(r, Reply) else Reply(r) for r in replies)
@@ -98,10 +111,15 @@ class ScriptedHttpServer:
                 headers = {name.lower(): value for name, value in self.headers.items()}
                 lines = tuple(self.headers.items())
                 reply = server._record(
-                    RecordedRequest(self.command, self.path, headers, body, lines)
+                    RecordedRequest(
+                        self.command, self.path, headers, body, lines, self.client_address[1]
+                    )
                 )
                 if reply.delay:
                     server.released.wait(reply.delay)
+                if reply.trickle is not None:
+                    self._trickle(reply)
+                    return
                 try:
                     self.send_response(reply.status)
                     for name, value in reply.headers.items():
@@ -110,6 +128,18 @@ class ScriptedHttpServer:
                     self.end_headers()
                 except OSError:
                     pass  # the client stopped waiting (timeout tests)
+
+            def _trickle(self, reply: Reply) -> None:
+                self.close_connection = True
+                try:
+                    self.wfile.write(f"HTTP/1.1 {reply.status} OK\r\nX-Slow: ".encode())
+                    self.wfile.flush()
+                    while not server.released.wait(reply.trickle):
+                        self.wfile.write(b"a")
+                        self.wfile.flush()
+                        server.trickled_at.append(time.monotonic())
+                except OSError:
+                    pass  # the client gave up: what the trickle tests expect
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
@@ -158,16 +188,24 @@ class CollectingHandler:
         return "250 Message accepted for delivery"
 
 
-def authenticate(
-    server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
-) -> AuthResult:
-    """aiosmtpd authenticator accepting SMTP_USER / SMTP_PASSWORD only."""
-    ok = (
-        isinstance(auth_data, LoginPassword)
-        and auth_data.login == SMTP_USER.encode()
-        and auth_data.password == SMTP_PASSWORD.encode()
-    )
-    return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535
+class Authenticator:
+    """aiosmtpd authenticator accepting SMTP_USER / SMTP_PASSWORD only; records every AUTH."""
+
+    def __init__(self) -> None:
+        self.attempts: list[tuple[str, bool]] = []  # (mechanism, over TLS)
+
+    def __call__(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        # session.ssl is set after STARTTLS only; an implicit-TLS transport has its ssl_object
+        over_tls = session.ssl is not None or server.transport.get_extra_info("ssl_object")
+        self.attempts.append((mechanism, bool(over_tls)))
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login == SMTP_USER.encode()
+            and auth_data.password == SMTP_PASSWORD.encode()
+        )
+        return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535
 
 
 @dataclass
@@ -176,11 +214,14 @@ class SmtpServer:
 
     handler: CollectingHandler
     port: int
+    authenticator: Authenticator
+    tls: str = "none"  # the configs.smtp.tls value that fits this server
 
     def settings(self, **environ: str) -> Settings:
         base = {
             "CONFIGS_SMTP_HOST": "127.0.0.1",
             "CONFIGS_SMTP_PORT": str(self.port),
             "CONFIGS_SMTP_FROM": "jobs@example.com",
+            "CONFIGS_SMTP_TLS": self.tls,
         }
         return Settings.load({**base, **environ})

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from executors import JobRun, PermanentError
-from executors.http import HttpExecutor, HttpRequest
+from executors.http import HttpExecutor, HttpRequest, job_id_header, retry_after_seconds
 from jobexec.config import Settings
 
 
@@ -54,6 +55,25 @@ def test_given_a_full_payload_when_validated_then_every_field_is_kept() -> None:
         ({"url": "http://[::1"}, "payload.url"),
         ({"url": "http://h", "method": 1}, "payload.method"),
         ({"url": "http://h", "method": "GET /x"}, "payload.method"),
+        ({"url": "http://h", "method": "ПОСТ"}, "payload.method"),
+        ({"url": "http://h", "method": "po\u017ft"}, "payload.method"),
+        ({"url": "http://h", "method": "TRACE"}, "payload.method"),
+        ({"url": "http://h", "method": "connect"}, "payload.method"),
+        ({"url": "http://h", "method": "PURGE"}, "payload.method"),
+        ({"url": "http://h:99999/"}, "payload.url"),
+        ({"url": "http://h:0/"}, "payload.url"),
+        ({"url": "http://a b/"}, "payload.url"),
+        ({"url": "http://h\x00/"}, "payload.url"),
+        ({"url": "http://h", "headers": {"X-A": "1\r\nX-B: 2"}}, "payload.headers"),
+        ({"url": "http://h", "headers": {"Bad Name": "v"}}, "payload.headers"),
+        ({"url": "http://h", "headers": {"": "v"}}, "payload.headers"),
+        ({"url": "http://h", "headers": {"Host": "other.example"}}, "payload.headers"),
+        ({"url": "http://h", "headers": {"Content-Length": "5"}}, "payload.headers"),
+        ({"url": "http://h", "timeout_seconds": 10**400}, "payload.timeout_seconds"),
+        ({"url": "http://h", "timeout_seconds": float("nan")}, "payload.timeout_seconds"),
+        ({"url": "http://h", "timeout_seconds": 86401}, "payload.timeout_seconds"),
+        ({"url": "http://h", "body": float("nan")}, "payload.body"),
+        ({"url": "http://h", "body": {"s": "\ud800"}}, "payload.body"),
         ({"url": "http://h", "headers": ["a"]}, "payload.headers"),
         ({"url": "http://h", "headers": {"a": 1}}, "payload.headers"),
         ({"url": "http://h", "headers": {"a": "café"}}, "payload.headers"),
@@ -73,6 +93,60 @@ def test_given_a_bad_payload_when_validated_then_a_permanent_error_names_the_fie
     assert str(raised.value).startswith(field)
 
 
+def test_given_a_method_in_lower_case_when_validated_then_it_is_upper_cased() -> None:
+    assert request_of(url="http://h", method="options").method == "OPTIONS"
+
+
+def test_given_a_json_body_when_validated_then_it_is_encoded_once_as_utf8_json() -> None:
+    request = request_of(url="http://h", body={"note": "café"})
+
+    assert request.content == '{"note": "café"}'.encode()
+
+
+def test_given_header_values_with_surrounding_spaces_when_validated_then_they_are_trimmed() -> None:
+    assert request_of(url="http://h", headers={"X-A": "  v 1\t"}).headers == {"X-A": "v 1"}
+
+
+@pytest.mark.parametrize(
+    ("job_id", "sent"),
+    [
+        ("job_7f0c", "job_7f0c"),
+        ("job_é", "job_%C3%A9"),
+        ("job_\ud800", "job_%ED%A0%80"),
+        ("job 100%", "job%20100%25"),
+        ("job\r\nX-Evil: 1", "job%0D%0AX-Evil:%201"),
+    ],
+)
+def test_given_a_job_id_when_put_in_x_job_id_then_it_is_visible_ascii(
+    job_id: str, sent: str
+) -> None:
+    assert job_id_header(job_id) == sent
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("3", 3.0),
+        (" 120 ", 120.0),
+        ("0", 0.0),
+        ("9" * 5000, 1e12),
+        ("Thu, 03 Dec 2026 12:00:30 GMT", 30.0),
+        ("Thu, 03 Dec 2026 11:59:00 GMT", 0.0),
+        ("-5", None),
+        ("soon", None),
+        ("", None),
+        ("1.5", None),
+        (None, None),
+    ],
+)
+def test_given_a_retry_after_value_when_parsed_then_seconds_from_now(
+    value: str | None, seconds: float | None
+) -> None:
+    now = datetime(2026, 12, 3, 12, 0, 0, tzinfo=UTC)
+
+    assert retry_after_seconds(value, now) == seconds
+
+
 def test_given_a_url_with_credentials_when_described_then_they_are_left_out() -> None:
     request = request_of(url="https://user:pw@example.com:8443/a/b?token=secret")
 
@@ -89,4 +163,4 @@ def test_given_an_allow_list_when_a_host_is_outside_it_then_the_run_fails_perman
     finally:
         executor.close()
 
-    assert str(raised.value) == "host evil.test is not in configs.executors.http.allowed-hosts"
+    assert str(raised.value) == "host evil.test:80 is not in configs.executors.http.allowed-hosts"
