@@ -593,3 +593,40 @@ def test_given_routes_then_runs_go_to_their_tasks_queue_by_header_or_by_one_job_
         "job_not_in_table",
     ]
     assert _committed(kafka) == _ends(kafka, len(events))
+
+
+def test_given_routes_then_backpressure_pauses_on_a_full_routed_queue(
+    kafka: KafkaTopics,
+    celery_broker: CeleryBroker,
+    mail_queue: CeleryBroker,
+    start_bridge: BridgeFactory,
+) -> None:
+    limit, batch = 20, 10
+    # Given 100 send_email events (by header) and a route that sends them to their own queue
+    producer = BulkProducer(kafka.bootstrap)
+    for job_id in new_job_ids(100, prefix="job_mail"):
+        value = json.dumps({"jobId": job_id, "attempt": 1}).encode()
+        producer.produce(kafka.topic, job_id.encode(), value, [("jobexec-task", b"send_email")])
+    producer.flush()
+
+    # When the bridge runs and nobody drains the routed queue
+    bridge = start_bridge(
+        {
+            "configs.celery.routes.send_email": mail_queue.queue,
+            "configs.bridge.max-queue-depth": str(limit),
+            "configs.kafka.consumer.max-poll-records": str(batch),
+        }
+    )
+
+    # Then it pauses near the limit, though the default queue is empty
+    wait_until(
+        lambda: bridge.bridge.stats.paused,
+        30,
+        message=lambda: f"never paused; routed queue holds {mail_queue.depth()}",
+    )
+    time.sleep(1.0)
+    depth = mail_queue.depth()
+    assert depth <= limit + batch, f"routed queue grew to {depth} with max-queue-depth {limit}"
+    assert celery_broker.depth() == 0
+    assert bridge.bridge.stats.paused
+    bridge.stop()
