@@ -1,16 +1,31 @@
-"""RabbitMQ as the Celery broker: durable or quorum queues, depth through kombu (contract 10)."""
+"""Brokers of contract 10: RabbitMQ durable or quorum queues, Redis Sentinel; depth via kombu."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
 
 from bridge.publisher import Enqueue, TaskPublisher
 from bridge.routing import Router
 from jobexec.config import Settings
 from jobexec.events import JobEvent
 from jobexec.routes import Routes
-from tests.integration.bridge_support import environment, job_ids, new_job_ids
+from tests.integration.bridge_support import (
+    PrivateRedis,
+    environment,
+    job_ids,
+    new_job_ids,
+    redis_server_binary,
+)
+from tests.support.network import free_port
 from tests.support.rabbitmq_queue import RabbitBroker
+from tests.support.waiting import wait_until
 from workers.celeryconf import create_app
 
 
@@ -56,3 +71,68 @@ def test_given_queue_type_quorum_then_the_bridge_declares_a_quorum_queue(
         publisher.close()
     assert rabbitmq_broker.queue_type_is("quorum")
     assert not rabbitmq_broker.queue_type_is("classic")
+
+
+@pytest.fixture
+def sentinel(tmp_path: Path) -> Iterator[tuple[str, PrivateRedis]]:
+    """A private Redis master and a Sentinel watching it as `mymaster`: (sentinel URL, master)."""
+    master = PrivateRedis()
+    master.start()
+    port = free_port()
+    conf = tmp_path / "sentinel.conf"  # Sentinel rewrites its file: a private, writable one
+    conf.write_text(
+        f"port {port}\nbind 127.0.0.1\ndir {tmp_path}\n"
+        f"sentinel monitor mymaster 127.0.0.1 {master.port} 1\n",
+        encoding="utf-8",
+    )
+    proc = subprocess.Popen(
+        [redis_server_binary(), str(conf), "--sentinel"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def knows_master() -> bool:
+            try:
+                with redis.Redis(port=port, socket_connect_timeout=1) as client:
+                    return bool(client.sentinel_get_master_addr_by_name("mymaster"))
+            except redis.RedisError:
+                return False
+
+        wait_until(knows_master, 15, message="Sentinel did not answer for mymaster")
+        yield f"sentinel://127.0.0.1:{port}/0", master
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        master.stop()
+
+
+def test_given_a_sentinel_url_and_its_master_name_then_tasks_reach_the_master(
+    sentinel: tuple[str, PrivateRedis],
+) -> None:
+    url, master = sentinel
+    queue = f"jobs-{uuid.uuid4().hex[:8]}"
+    # Given a sentinel:// broker URL and the master's name passed through to Celery
+    settings = Settings.load(
+        environment(
+            {
+                "configs.celery.broker-url": url,
+                "configs.celery.queue": queue,
+                "configs.celery.properties.broker_transport_options.master_name": "mymaster",
+            }
+        )
+    )
+    router = Router(Routes.from_settings(settings), None)
+    publisher = TaskPublisher(create_app(settings), router, batch_size=50)
+    ids = new_job_ids(5)
+    try:
+        # When the bridge's publisher publishes and measures
+        publisher.publish(_enqueues(ids))
+        depth = publisher.queue_depth()
+    finally:
+        publisher.close()
+
+    # Then the tasks are on the master Sentinel named, and the depth says so
+    assert depth == 5
+    with master.client() as client:
+        assert client.llen(queue) == 5
