@@ -21,7 +21,7 @@ stage "install jobexec[test] (constraints.txt)"
 stage "services: PostgreSQL, Redis"
 bash scripts/services.sh
 
-stage "browser: chromium (for the Flower test)"
+stage "browser: chromium (for the Flower and console tests, driven by Playwright)"
 if ! command -v chromium >/dev/null 2>&1; then
     sudo_cmd=""
     [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
@@ -29,6 +29,17 @@ if ! command -v chromium >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q chromium >/dev/null
 fi
 chromium --version
+
+stage "promtool (Debian's prometheus) for the alert rules"
+if ! command -v promtool >/dev/null 2>&1; then
+    sudo_cmd=""
+    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+    $sudo_cmd apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q --no-install-recommends \
+        prometheus >/dev/null
+fi
+promtool check rules deploy/prometheus/jobexec-alerts.yml
+promtool test rules deploy/prometheus/jobexec-alerts.test.yml
 
 stage "ruff check"
 .venv/bin/ruff check .

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import logging
 from collections.abc import Mapping
@@ -44,7 +45,7 @@ from jobexec.db.admin import JobAdmin
 from jobexec.db.browse import Cursor, JobBrowser, JobFilter, parse_statuses
 from jobexec.db.states import JobStatus, JobType
 from jobexec.db.store import JobStore
-from jobexec.masking import mask_value
+from jobexec.masking import mask_text, mask_value
 
 log = logging.getLogger("jobexec.console")
 
@@ -81,6 +82,7 @@ class Console:
         )
         environment.filters["when"] = _when
         environment.filters["path"] = _quote
+        environment.filters["masked"] = masked_text
         self.templates = Jinja2Templates(env=environment)
 
     def render(
@@ -140,7 +142,7 @@ class Console:
         row = self.store.job_row(job_id)
         if row is None:
             return self.render(request, "missing.html", {"job_id": job_id}, status=404)
-        payload = json.dumps(mask_value(row["payload"]), indent=2, sort_keys=True)
+        payload = masked_text(json.dumps(mask_value(row["payload"]), indent=2, sort_keys=True))
         actions = [
             a for a in operations.ACTIONS if row["status"] in ALLOWED[a] and operations.available(a)
         ]
@@ -281,12 +283,16 @@ def _dead_letter(record: DltRecord, replayed_at: datetime | None) -> dict[str, A
     }
 
 
+def masked_text(text: str | None) -> str:
+    """Free text as pages show it (failure reasons, errors): secrets in it hidden."""
+    return mask_text(text or "")
+
+
 def _masked_value(raw: bytes | None) -> str:
     text = _shown(raw)
-    try:
-        return json.dumps(mask_value(json.loads(text)), sort_keys=True)
-    except ValueError:
-        return text  # a poison record: shown as text, escaped by the template
+    with contextlib.suppress(ValueError):  # a poison record: shown as text, escaped
+        text = json.dumps(mask_value(json.loads(text)), sort_keys=True)
+    return masked_text(text)
 
 
 def _shown(raw: bytes | None) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobexec.commands import dlq, jobs
+from jobexec.config import ConfigError
 
 # The commands print their outcome: one action at a time owns stdout and stderr.
 _OUTPUT = threading.Lock()
@@ -60,6 +61,9 @@ def _run(handler: Callable[[argparse.Namespace], int], **args: Any) -> Outcome:
     with _OUTPUT, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
         try:
             code = handler(argparse.Namespace(**args))
+        except ConfigError as exc:  # the command's settings, as `jobexec` itself reports them
+            print(exc)
+            code = 2
         except SystemExit as exc:  # a configuration that became invalid since the start
             code = exc.code if isinstance(exc.code, int) else 2
     lines = [line.removeprefix("jobexec: ") for line in out.getvalue().splitlines() if line]

@@ -31,6 +31,7 @@ JOBEXEC_COMMANDS = {
     ("db", "upgrade"),
     ("flower",),
     ("dev",),
+    ("console",),
 }
 CELERY_COMMANDS = {"worker", "flower", "beat", "inspect", "status", "events"}
 
