@@ -50,7 +50,7 @@ class Stack:
     ) -> None:
         self.kafka = kafka
         self.pg_url = pg_url
-        self.broker = broker
+        self.redis = broker  # the Celery broker: Redis unless the module parametrizes it
         self.config_files = config_files
         self.cli = cli
         self.http = http
@@ -70,7 +70,7 @@ class Stack:
         """Write the configuration files and run `jobexec db upgrade`; returns the env."""
         app: dict[str, str] = {
             **self.kafka.properties(),
-            **self.broker.properties(),
+            **self.redis.properties(),
             **FAST_RETRY,
             "configs.retry.max-attempts": "3",
             "configs.lease.duration-ms": "30000",
