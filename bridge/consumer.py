@@ -1,9 +1,10 @@
 """The bridge loop: Kafka records in, Celery tasks out, offsets stored only behind the broker.
 
 An offset is stored (and later committed by librdkafka's cadence, on revoke and on close) only
-after Redis accepted the task of that record and of every record before it in its partition.
-While Redis is unreachable, or the queue is deeper than `configs.bridge.max-queue-depth`, the
-partitions are paused: polling goes on, so the group membership is kept.
+after the Celery broker accepted (on RabbitMQ: confirmed) the task of that record and of every
+record before it in its partition. While the broker is unreachable, or the queues are deeper
+than `configs.bridge.max-queue-depth`, the partitions are paused: polling goes on, so the group
+membership is kept.
 """
 
 from __future__ import annotations
@@ -14,30 +15,30 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
-from kombu.exceptions import KombuError
 
+from bridge.broker import BROKER_ERRORS
 from bridge.publisher import Enqueue, TaskPublisher
+from bridge.routing import Router, TaskLookupError, task_header
 from jobexec import metrics
 from jobexec.config import Settings
 from jobexec.deadletter import DeadLetter, DeadLetterError, DeadLetterWriter
 from jobexec.events import JobEvent, PoisonRecord
 from jobexec.health import Health
 from jobexec.kafka import Connectivity, client_config, dead_letter_producer
+from jobexec.routes import Routes
 from workers.celeryconf import create_app
 
 log = logging.getLogger("jobexec.bridge")
 
-# What a failed hand-over to Redis or to the dead-letter topic can raise.
+# What a failed hand-over to the Celery broker (any transport) or the dead-letter topic raises.
 HANDOVER_ERRORS: tuple[type[BaseException], ...] = (
-    KombuError,
-    redis.RedisError,
-    OSError,
+    *BROKER_ERRORS,
     DeadLetterError,
+    TaskLookupError,  # routes: the job database could not name the tasks of a poll
 )
 _BACKPRESSURE_CHECK_S = 0.5
 _MAX_RETRY_DELAY_S = 10.0
@@ -118,7 +119,7 @@ class Bridge:
         """The bridge as `jobexec bridge` runs it: its Celery publisher and dead-letter writer."""
         publisher = TaskPublisher(
             create_app(settings),
-            settings.get("configs.celery.queue"),
+            _router(settings),
             settings.get("configs.kafka.consumer.max-poll-records"),
         )
         properties = settings.kafka_client_properties
@@ -174,7 +175,7 @@ class Bridge:
             self.kafka.reachable()
             self.stats.consumed += 1
             metrics.RECORDS_CONSUMED.inc()
-            self._pending.append(self._translate(message))
+            self._pending.append(_with_task(self._translate(message), message))
 
     def _translate(self, message: Message) -> _Record:
         # A record without an error always has its position.
@@ -389,6 +390,23 @@ class Bridge:
             self.stats.dead_lettered,
             extra={"action": "bridge_stopped"},
         )
+
+
+def _router(settings: Settings) -> Router:
+    """Routes from the settings; the job table names the tasks of events without the header."""
+    routes = Routes.from_settings(settings)
+    if not routes.by_task or not settings.get("configs.jobDb.url"):
+        return Router(routes, lookup=None)
+    from jobexec.db.engine import database_url, make_engine
+    from jobexec.db.store import JobStore
+
+    return Router(routes, JobStore(make_engine(database_url(settings))).tasks_of)
+
+
+def _with_task(record: _Record, message: Message) -> _Record:
+    if isinstance(record.action, Enqueue):
+        record.action = replace(record.action, task=task_header(message))
+    return record
 
 
 def _names(partitions: list[TopicPartition]) -> str:

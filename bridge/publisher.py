@@ -1,4 +1,4 @@
-"""TaskPublisher: JobEvents to `jobexec.execute_job` messages, pipelined into Redis."""
+"""TaskPublisher: JobEvents to `jobexec.execute_job` messages, batched to the Celery broker."""
 
 from __future__ import annotations
 
@@ -6,14 +6,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import redis
 from celery import Celery
 
+from bridge.broker import QueueDepth
+from bridge.routing import Router
 from jobexec.events import JobEvent
 from workers.celeryconf import TASK_NAME
-
-# kombu keeps priority levels in sibling lists named <queue>\x06\x16<priority>.
-_PRIORITY_SEP = "\x06\x16"
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +20,7 @@ class Enqueue:
     topic: str
     partition: int
     offset: int
+    task: str | None = None  # the record's jobexec-task header: what routes choose the queue by
 
     def kwargs(self) -> dict[str, Any]:
         scheduled = self.event.scheduled_at
@@ -37,25 +36,30 @@ class Enqueue:
 
 
 class TaskPublisher:
-    def __init__(self, app: Celery, queue: str, batch_size: int) -> None:
+    def __init__(self, app: Celery, router: Router, batch_size: int) -> None:
         # Workers' task-received events show every task in Flower; a task-sent event per
         # message cost the bridge a quarter of its time (profiled).
         app.conf.task_send_sent_event = False
         self._app = app
-        self._queue = queue
+        self._router = router
         self._batch_size = batch_size
-        self._redis: redis.Redis | None = None
+        self._depth = QueueDepth(app, router.queues)
 
     def publish(self, items: Sequence[Enqueue]) -> None:
-        """Enqueue every item or raise: on return, Redis has accepted all of them."""
+        """Enqueue every item or raise: on return, the broker has accepted all of them.
+
+        On RabbitMQ the transport's `confirm_publish` makes each publish wait for the broker's
+        confirm, so a return means every message was confirmed (persisted on a durable queue).
+        """
         if not items:
             return
+        queues = self._router.queues_for([(item.event.job_id, item.task) for item in items])
         with self._app.producer_or_acquire() as producer, producer.batch(max_size=self._batch_size):
-            for item in items:
+            for item, queue in zip(items, queues, strict=True):
                 self._app.send_task(
                     TASK_NAME,
                     kwargs=item.kwargs(),
-                    queue=self._queue,
+                    queue=queue,
                     producer=producer,
                     retry=False,  # the bridge owns retrying: it pauses Kafka meanwhile
                     # What Flower and the logs show; Celery's saferepr of the kwargs was 18%.
@@ -64,17 +68,8 @@ class TaskPublisher:
                 )
 
     def queue_depth(self) -> int:
-        """Messages waiting in the queue (all priority levels), read from Redis."""
-        if self._redis is None:
-            self._redis = redis.Redis.from_url(
-                self._app.conf.broker_url, socket_timeout=5, socket_connect_timeout=5
-            )
-        names = [self._queue] + [f"{self._queue}{_PRIORITY_SEP}{p}" for p in (3, 6, 9)]
-        pipe = self._redis.pipeline(transaction=False)
-        for name in names:
-            pipe.llen(name)
-        return sum(int(n) for n in pipe.execute())
+        """Messages waiting in the deepest of the queues the bridge fills (all priorities)."""
+        return max(self._depth.measure().values())
 
     def close(self) -> None:
-        if self._redis is not None:
-            self._redis.close()
+        self._depth.close()

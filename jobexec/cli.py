@@ -130,6 +130,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     _sigint_like_sigterm()  # after the patches: it imports Celery's worker module
     settings = _settings()
     settings.require("configs.jobDb.url")
+    from workers.celeryconf import celery_config
+
+    celery_config(settings)  # a bad broker or Celery setting exits 2 before anything is logged
     if settings.get("configs.metrics.port"):
         # Prefork children count in files here; the parent serves their sum.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="jobexec-metrics-")
@@ -144,11 +147,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     argv = [
         "worker",
-        "--queues",
-        settings.get("configs.celery.queue"),
         f"--loglevel={settings.get('configs.logging.level')}",  # a --loglevel given later wins
         *args.celery_args,
     ]
+    if not _names_queues(args.celery_args):  # a user's -Q q1,q2 wins; else the default queue
+        argv[1:1] = ["--queues", settings.get("configs.celery.queue")]
     from celery.signals import worker_shutting_down
 
     asked: list[str] = []
@@ -173,6 +176,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
         log.error("worker stopped without a signal; exiting 1", extra={"action": "worker_died"})
         return 1
     return code
+
+
+def _names_queues(celery_args: Sequence[str]) -> bool:
+    """Whether `celery worker` arguments choose the queues (-Q q1,q2, -Qq1, --queues[=]...)."""
+    return any(a == "-Q" or a.startswith(("-Q", "--queues")) for a in celery_args)
 
 
 def flower_login(settings: Settings) -> str:

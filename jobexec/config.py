@@ -82,6 +82,13 @@ def _offset_reset(raw: str) -> str:
     return value
 
 
+def _queue_type(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"classic", "quorum"}:
+        raise ValueError("must be classic or quorum")
+    return value
+
+
 def _log_format(raw: str) -> str:
     value = raw.strip().lower()
     if value not in {"plain", "json"}:
@@ -137,6 +144,7 @@ KEYS: tuple[Key, ...] = (
     Key("configs.celery.broker-url", "redis://localhost:6379/0", _text, "Celery broker URL"),
     Key("secrets.celery.broker-password", None, _text, "password put into the broker URL"),
     Key("configs.celery.queue", "jobs", _text, "queue the bridge fills and workers drain"),
+    Key("configs.celery.queue-type", "classic", _queue_type, "RabbitMQ queues: classic or quorum"),
     Key("configs.celery.prefetch-multiplier", "1", _positive_int, "worker prefetch multiplier"),
     Key("configs.bridge.max-queue-depth", "10000", _positive_int, "pause the bridge above it"),
     Key("configs.bridge.commit-interval-ms", "1000", _positive_int, "offset commit cadence"),
@@ -365,6 +373,27 @@ class Settings:
             return value
         return self._raw.placeholders.resolve(name, value, source)
 
+    def under(self, prefix: str) -> dict[str, tuple[str, str]]:
+        """Every file value whose key starts with `prefix`: (value, source) by the key's rest.
+
+        Keys are in canonical form (lower case, dashes dropped), as every key jobexec reads.
+        """
+        start = _canon(prefix)
+        return {
+            key[len(start) :]: found
+            for key, found in self._raw.values.items()
+            if key.startswith(start) and len(key) > len(start)
+        }
+
+    def environment_under(self, prefix: str) -> dict[str, str]:
+        """Every CONFIGS_*/SECRETS_* variable named after `prefix`: value by the name's rest."""
+        start = relaxed_env_name(prefix)
+        return {
+            name.upper()[len(start) :]: value
+            for name, value in self._raw.env.items()
+            if name.upper().startswith(start) and len(name) > len(start)
+        }
+
     def require(self, name: str) -> Any:
         value = self.get(name)
         if value is None or value == "":
@@ -413,6 +442,9 @@ class Settings:
         for prop, (value, _source) in self._raw.kafka_properties.items():
             secret = is_secret(prop) or prop in self._raw.secret_kafka_properties
             shown[f"kafka.{prop}"] = MASK if secret else mask_text(value)
+        from jobexec.celery_properties import masked_celery_properties
+
+        shown.update(masked_celery_properties(self))
         return shown
 
 

@@ -20,6 +20,7 @@ from jobexec.events import JobEvent
 from jobexec.health import Health
 from jobexec.kafka import Connectivity
 from jobexec.retention import PruneLoop
+from jobexec.routes import TASK_HEADER
 from jobexec.sweeper import Sweeper
 
 log = logging.getLogger("jobexec.scheduler")
@@ -113,10 +114,15 @@ class Scheduler:
     def publish(self, dispatches: list[Dispatch]) -> None:
         for d in dispatches:
             event = JobEvent(d.job_id, d.attempt, d.scheduled_at)
+            # The task rides along, so the bridge routes the run without a database read.
+            headers: list[tuple[str, str | bytes | None]] | None = (
+                [(TASK_HEADER, d.task.encode())] if d.task is not None else None
+            )
             self.producer.produce(
                 self.topic,
                 key=d.job_id.encode(),
                 value=event.to_json(),
+                headers=headers,
                 on_delivery=self._delivered,
             )
             self.producer.poll(0)

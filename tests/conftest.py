@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import postgres, redis_queue
+from tests.support import postgres, rabbitmq_queue, redis_queue
 from tests.support.config_files import ConfigFiles
 from tests.support.http_recorder import HttpRecorder
 from tests.support.kafka import KafkaTopics, TansuBroker
 from tests.support.processes import Cli
+from tests.support.rabbitmq_queue import RabbitBroker
 from tests.support.redis_queue import RedisBroker
+from tests.support.task_messages import CeleryBroker
 
 _REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 
@@ -111,6 +113,38 @@ def redis_broker(_redis_server: None) -> Iterator[RedisBroker]:
         yield broker
     finally:
         broker.cleanup()
+
+
+@pytest.fixture(scope="session")
+def _rabbitmq_server() -> None:
+    if not rabbitmq_queue.server_answers():
+        pytest.fail(
+            f"RabbitMQ does not answer at {rabbitmq_queue.RABBITMQ_URL}: run scripts/services.sh"
+        )
+
+
+@pytest.fixture
+def rabbitmq_broker(_rabbitmq_server: None) -> Iterator[RabbitBroker]:
+    """`.url` of the local RabbitMQ and a `.queue` of this test's own; deleted after."""
+    broker = RabbitBroker()
+    try:
+        yield broker
+    finally:
+        broker.cleanup()
+
+
+@pytest.fixture
+def celery_broker(request: pytest.FixtureRequest) -> CeleryBroker:
+    """The test's Celery broker and queue: Redis, or RabbitMQ by indirect parametrization.
+
+    `pytestmark = pytest.mark.parametrize("celery_broker", ["redis", "rabbitmq"], indirect=True)`
+    runs a module against both.
+    """
+    kind: str = getattr(request, "param", "redis")
+    if kind not in {"redis", "rabbitmq"}:
+        raise ValueError(f"unknown broker {kind!r}")
+    broker: CeleryBroker = request.getfixturevalue(f"{kind}_broker")
+    return broker
 
 
 # --- HTTP, configuration files, processes ------------------------------------------------------

@@ -5,17 +5,43 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from kombu.transport import resolve_transport
 
-from jobexec.config import Settings
+from jobexec.celery_properties import apply_celery_properties
+from jobexec.config import ConfigError, Settings
 
 TASK_NAME = "jobexec.execute_job"
+_BROKER_URL_KEY = "configs.celery.broker-url"
+
+
+def broker_url_problem(url: str) -> str | None:
+    """Why kombu cannot use this broker URL, or None when it can."""
+    scheme = url.partition("://")[0].split("+", 1)[0] if "://" in url else ""
+    if not scheme:
+        return "is not a URL (expected redis://, rediss://, sentinel://, amqp:// or amqps://)"
+    try:
+        resolve_transport(scheme)
+    except KeyError:
+        return f"names an unknown broker transport {scheme!r}"
+    except ImportError as exc:
+        return f"needs a library that is not installed ({exc.name})"
+    return None
+
+
+def _check_broker_url(settings: Settings) -> None:
+    """An unusable broker URL stops the process at start, naming the key, never a traceback."""
+    problem = broker_url_problem(settings.get(_BROKER_URL_KEY))
+    if problem is not None:
+        raise ConfigError(_BROKER_URL_KEY, problem, settings.source(_BROKER_URL_KEY))
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
+    _check_broker_url(settings)
     queue = settings.get("configs.celery.queue")
+    queue_type = settings.get("configs.celery.queue-type")
     lease_s = settings.get("configs.lease.duration-ms") / 1000
     max_backoff_s = settings.get("configs.retry.max-backoff-ms") / 1000
-    return {
+    own = {
         "broker_url": settings.broker_url,
         # JSON only: task messages cross a trust boundary, pickle must never be accepted.
         "task_serializer": "json",
@@ -28,6 +54,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": settings.get("configs.celery.prefetch-multiplier"),
         "task_default_queue": queue,
+        # RabbitMQ: durable queues (Celery's default) holding persistent messages; quorum queues
+        # when asked for, for the default queue and every routed one Celery declares.
+        "task_default_delivery_mode": "persistent",
+        "task_default_queue_type": queue_type,
+        "task_create_missing_queue_type": queue_type,
         "task_routes": {TASK_NAME: {"queue": queue}},
         # Flower sees every task: workers send events, publishers send task-sent.
         "worker_send_task_events": True,
@@ -44,10 +75,16 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             # minutes, and an early duplicate is harmless (the lease defers it).
             "visibility_timeout": int(max(lease_s * 4, max_backoff_s * 2)),
             "socket_connect_timeout": 5,
+            # py-amqp: every publish waits for RabbitMQ's confirm, so the bridge stores an
+            # offset only once its task and every one before it is on the broker. Redis
+            # transports ignore the option.
+            "confirm_publish": True,
         },
         "worker_hijack_root_logger": False,
         "enable_utc": True,
     }
+    # A user's configs.celery.properties.* go over these, but never over what REFUSED names.
+    return apply_celery_properties(own, settings)
 
 
 def create_app(settings: Settings) -> Celery:

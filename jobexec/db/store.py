@@ -56,6 +56,11 @@ class Dispatch:
     job_id: str
     attempt: int
     scheduled_at: datetime
+    task: str | None = None  # the job's payload.task: the JobEvent's jobexec-task header
+
+
+# A job's payload.task as text (None when absent or not a string): what routes choose by.
+_PAYLOAD_TASK = jobs.c.payload["task"].as_string().label("task")
 
 
 _CLAIM_SQL = text(
@@ -286,9 +291,9 @@ class JobStore:
                 update(jobs)
                 .where(jobs.c.job_id.in_(due), jobs.c.status == JobStatus.SCHEDULED)
                 .values(status=JobStatus.RUNNING, attempts=jobs.c.attempts + 1, updated_at=now)
-                .returning(jobs.c.job_id, jobs.c.attempts, jobs.c.next_run_at)
+                .returning(jobs.c.job_id, jobs.c.attempts, jobs.c.next_run_at, _PAYLOAD_TASK)
             ).all()
-        return [Dispatch(r.job_id, r.attempts, r.next_run_at) for r in rows]
+        return [Dispatch(r.job_id, r.attempts, r.next_run_at, r.task) for r in rows]
 
     def sweep_abandoned(
         self, abandoned_after: timedelta, max_attempts: int, limit: int
@@ -325,7 +330,7 @@ class JobStore:
                 update(jobs)
                 .where(jobs.c.job_id.in_(retryable), jobs.c.status == JobStatus.RUNNING)
                 .values(attempts=jobs.c.attempts + 1, updated_at=now)
-                .returning(jobs.c.job_id, jobs.c.attempts, jobs.c.next_run_at)
+                .returning(jobs.c.job_id, jobs.c.attempts, jobs.c.next_run_at, _PAYLOAD_TASK)
             ).all()
             spent = conn.execute(
                 select(*_JOB_COLUMNS)
@@ -333,7 +338,7 @@ class JobStore:
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             ).all()
-        return [Dispatch(r.job_id, r.attempts, r.next_run_at) for r in rows], [
+        return [Dispatch(r.job_id, r.attempts, r.next_run_at, r.task) for r in rows], [
             Job(*r) for r in spent
         ]
 
@@ -389,6 +394,17 @@ class JobStore:
                     for row in rows
                 ],
             )
+
+    def tasks_of(self, job_ids: Sequence[str]) -> dict[str, str | None]:
+        """Each job's payload.task, in one statement: the bridge's routes for events without
+        the jobexec-task header. Jobs that do not exist are left out."""
+        if not job_ids:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(jobs.c.job_id, _PAYLOAD_TASK).where(jobs.c.job_id.in_(set(job_ids)))
+            ).all()
+        return {r.job_id: r.task for r in rows}
 
     def job_row(self, job_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:

@@ -25,7 +25,7 @@ from tests.support.config_files import ConfigFiles
 from tests.support.http_recorder import HttpRecorder
 from tests.support.kafka import KafkaTopics
 from tests.support.processes import Cli, RunningProcess
-from tests.support.redis_queue import RedisBroker
+from tests.support.task_messages import CeleryBroker
 from tests.support.waiting import wait_until
 
 # Retries fast enough for a test, still exponential.
@@ -43,14 +43,14 @@ class Stack:
         self,
         kafka: KafkaTopics,
         pg_url: str,
-        redis_broker: RedisBroker,
+        broker: CeleryBroker,
         config_files: ConfigFiles,
         cli: Cli,
         http: HttpRecorder,
     ) -> None:
         self.kafka = kafka
         self.pg_url = pg_url
-        self.redis = redis_broker
+        self.redis = broker  # the Celery broker: Redis unless the module parametrizes it
         self.config_files = config_files
         self.cli = cli
         self.http = http
@@ -252,12 +252,14 @@ def db_now(stack: Stack) -> datetime:
 def stack(
     kafka: KafkaTopics,
     pg_url: str,
-    redis_broker: RedisBroker,
+    celery_broker: CeleryBroker,
     config_files: ConfigFiles,
     cli: Cli,
     http_recorder: HttpRecorder,
 ) -> Iterator[Stack]:
-    built = Stack(kafka, pg_url, redis_broker, config_files, cli, http_recorder)
+    """jobexec on this test's topics, database and queue: Redis unless the test module
+    parametrizes `celery_broker` (see tests/conftest.py)."""
+    built = Stack(kafka, pg_url, celery_broker, config_files, cli, http_recorder)
     try:
         yield built
     finally:

@@ -12,6 +12,9 @@ import pytest
 from tests.e2e.conftest import STOP_BOUND_S, Stack, http_payload
 from tests.support.waiting import wait_until
 
+# Contract 10: the pipeline holds on each broker jobexec supports.
+pytestmark = pytest.mark.parametrize("celery_broker", ["redis", "rabbitmq"], indirect=True)
+
 
 def test_given_due_jobs_when_the_full_pipeline_runs_then_one_time_jobs_complete_and_cron_repeats(
     stack: Stack,

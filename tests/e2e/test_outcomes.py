@@ -23,7 +23,12 @@ DLT_HEADERS = {
 HOURLY = "0 0 * * * *"  # fires on the hour: not again during the test
 
 
-@pytest.mark.parametrize("pool", ["prefork", "threads"])
+# Contract 10: the pipeline holds on each broker jobexec supports; contract 9: in each pool.
+@pytest.mark.parametrize(
+    ("pool", "celery_broker"),
+    [("prefork", "redis"), ("threads", "redis"), ("prefork", "rabbitmq"), ("threads", "rabbitmq")],
+    indirect=["celery_broker"],
+)
 def test_given_each_outcome_situation_when_its_event_runs_then_the_row_says_what_happened(
     stack: Stack, pool: str
 ) -> None:

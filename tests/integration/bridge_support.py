@@ -27,6 +27,7 @@ from jobexec.config import Settings, relaxed_env_name
 from tests.support.kafka import TEST_PRODUCER_MAX_MESSAGE_BYTES
 from tests.support.network import free_port
 from tests.support.redis_queue import PRIORITY_SEPARATOR
+from tests.support.task_messages import QueuedTask
 from tests.support.waiting import wait_until
 from workers.celeryconf import TASK_NAME
 
@@ -144,7 +145,7 @@ def drain_tasks(client: redis.Redis, queue: str) -> list[TaskMessage]:
     return [decode_task(item) for items in results[:-1] for item in items]
 
 
-def job_ids(tasks: Iterable[TaskMessage]) -> list[str]:
+def job_ids(tasks: Iterable[TaskMessage | QueuedTask]) -> list[str]:
     ids = []
     for task in tasks:
         assert task.task == TASK_NAME, task.task

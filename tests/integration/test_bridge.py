@@ -1,5 +1,6 @@
-"""The bridge against real Tansu and Redis: every JobEvent becomes one Celery task, poison goes to
-the dead-letter topic, and an offset is committed only behind what Redis accepted (contract 4).
+"""The bridge against real Tansu and a real broker: every JobEvent becomes one Celery task, poison
+goes to the dead-letter topic, and an offset is committed only behind what the broker accepted
+(contract 4, 10). Each test runs on Redis and on RabbitMQ.
 """
 
 from __future__ import annotations
@@ -9,35 +10,41 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
+from sqlalchemy import make_url
 
+from jobexec.db.engine import make_engine
+from jobexec.db.migrate import upgrade
+from jobexec.db.store import JobStore
 from tests.integration.bridge_support import (
     BulkProducer,
     PrivateRedis,
     RunningBridge,
     committed_offsets,
-    drain_tasks,
     end_offsets,
     environment,
     job_ids,
     new_job_ids,
-    queue_depth,
-    queued_tasks,
     read_records,
 )
 from tests.support.kafka import KafkaTopics
+from tests.support.network import TcpProxy
+from tests.support.rabbitmq_queue import RABBITMQ_URL, RabbitBroker
 from tests.support.redis_queue import RedisBroker
+from tests.support.task_messages import CeleryBroker
 from tests.support.waiting import wait_until
 from workers.celeryconf import TASK_NAME
 
 BridgeFactory = Callable[..., RunningBridge]
 
+pytestmark = pytest.mark.parametrize("celery_broker", ["redis", "rabbitmq"], indirect=True)
+
 
 @pytest.fixture
-def start_bridge(kafka: KafkaTopics, redis_broker: RedisBroker) -> Iterator[BridgeFactory]:
+def start_bridge(kafka: KafkaTopics, celery_broker: CeleryBroker) -> Iterator[BridgeFactory]:
     """`start_bridge(**overrides)`: a running bridge on this test's topics and queue.
 
     Overrides are property keys, e.g. `{"configs.bridge.max-queue-depth": "20"}`.
@@ -45,7 +52,7 @@ def start_bridge(kafka: KafkaTopics, redis_broker: RedisBroker) -> Iterator[Brid
     started: list[RunningBridge] = []
 
     def start(overrides: dict[str, str] | None = None) -> RunningBridge:
-        environ = environment(kafka.properties(), redis_broker.properties(), overrides or {})
+        environ = environment(kafka.properties(), celery_broker.properties(), overrides or {})
         bridge = RunningBridge(environ).start()
         started.append(bridge)
         return bridge
@@ -55,12 +62,34 @@ def start_bridge(kafka: KafkaTopics, redis_broker: RedisBroker) -> Iterator[Brid
         bridge.stop_quietly()
 
 
+@dataclass
+class BrokerOutage:
+    """A broker the test can take away: `.url` is what the bridge uses, `.queue` reads it."""
+
+    url: str
+    queue: CeleryBroker
+    stop: Callable[[], None]
+    start: Callable[[], None]
+
+
 @pytest.fixture
-def private_redis() -> Iterator[PrivateRedis]:
+def broker_outage(celery_broker: CeleryBroker) -> Iterator[BrokerOutage]:
+    """Redis: a private redis-server, restarted empty. RabbitMQ: a TCP proxy to the shared one
+    (the machine's server is never stopped), its messages kept across the outage."""
+    if isinstance(celery_broker, RabbitBroker):
+        proxy = TcpProxy("127.0.0.1", 5672)
+        proxy.start()
+        url = RABBITMQ_URL.replace(":5672/", f":{proxy.port}/")
+        try:
+            yield BrokerOutage(url, celery_broker, proxy.stop, proxy.start)
+        finally:
+            proxy.stop()
+        return
     server = PrivateRedis()
     server.start()
     try:
-        yield server
+        reader = RedisBroker(url=server.url, queue=celery_broker.queue)
+        yield BrokerOutage(server.url, reader, server.stop, server.start)
     finally:
         server.stop()
 
@@ -84,7 +113,7 @@ def _instant(iso: str | None) -> datetime:
 
 
 def test_given_good_job_events_when_bridged_then_one_task_each_and_offsets_committed_to_the_end(
-    kafka: KafkaTopics, redis_broker: RedisBroker, start_bridge: BridgeFactory
+    kafka: KafkaTopics, celery_broker: CeleryBroker, start_bridge: BridgeFactory
 ) -> None:
     # Given 300 JobEvents over 3 partitions, scheduledAt in each of the three accepted forms
     base = 1764380000.25
@@ -104,18 +133,18 @@ def test_given_good_job_events_when_bridged_then_one_task_each_and_offsets_commi
 
     # When the bridge runs until they are all enqueued, then stops
     bridge = start_bridge()
-    with redis_broker.client() as client:
-        wait_until(
-            lambda: queue_depth(client, redis_broker.queue) >= 300,
-            45,
-            message=lambda: f"queue depth {queue_depth(client, redis_broker.queue)} of 300",
-        )
-        time.sleep(1.0)  # a straggler duplicate would show up here
-        took = bridge.stop()
-        tasks = queued_tasks(client, redis_broker.queue)
+    wait_until(
+        lambda: celery_broker.depth() >= 300,
+        45,
+        message=lambda: f"queue depth {celery_broker.depth()} of 300",
+    )
+    time.sleep(1.0)  # a straggler duplicate would show up here
+    took = bridge.stop()
+    tasks = celery_broker.tasks()
 
-    # Then exactly one task per event, with the event's fields as kwargs
+    # Then exactly one task per event, persistent, with the event's fields as kwargs
     assert len(tasks) == 300
+    assert all(task.persistent for task in tasks)
     assert sorted(job_ids(tasks)) == sorted(ids)
     origins = set()
     for task in tasks:
@@ -150,7 +179,7 @@ POISON: list[tuple[str, bytes | None, bytes | None]] = [
 
 
 def test_given_poison_records_between_good_ones_then_each_is_dead_lettered_unchanged(
-    kafka: KafkaTopics, redis_broker: RedisBroker, start_bridge: BridgeFactory
+    kafka: KafkaTopics, celery_broker: CeleryBroker, start_bridge: BridgeFactory
 ) -> None:
     # Given each kind of poison record between good events that carry unknown fields and headers
     producer = BulkProducer(kafka.bootstrap)
@@ -175,19 +204,15 @@ def test_given_poison_records_between_good_ones_then_each_is_dead_lettered_uncha
 
     # When the bridge has handled all of them
     bridge = start_bridge()
-    with redis_broker.client() as client:
-        wait_until(
-            lambda: (
-                queue_depth(client, redis_broker.queue) >= len(good)
-                and bridge.bridge.stats.dead_lettered >= len(POISON)
-            ),
-            45,
-            message=lambda: (
-                f"depth {queue_depth(client, redis_broker.queue)}, stats {bridge.bridge.stats}"
-            ),
-        )
-        bridge.stop()
-        tasks = queued_tasks(client, redis_broker.queue)
+    wait_until(
+        lambda: (
+            celery_broker.depth() >= len(good) and bridge.bridge.stats.dead_lettered >= len(POISON)
+        ),
+        45,
+        message=lambda: f"depth {celery_broker.depth()}, stats {bridge.bridge.stats}",
+    )
+    bridge.stop()
+    tasks = celery_broker.tasks()
 
     # Then every good record is enqueued once, its unknown fields and headers ignored
     assert sorted(job_ids(tasks)) == sorted(good)
@@ -214,16 +239,15 @@ def test_given_poison_records_between_good_ones_then_each_is_dead_lettered_uncha
     assert _committed(kafka) == ends
 
 
-# --- 3. Redis outage ---------------------------------------------------------------------------
+# --- 3. broker outage --------------------------------------------------------------------------
 
 
-def test_given_redis_goes_down_then_nothing_is_committed_past_the_queue_and_nothing_is_lost(
-    kafka: KafkaTopics, private_redis: PrivateRedis, start_bridge: BridgeFactory
+def test_given_the_broker_goes_down_then_nothing_is_committed_past_the_queue_and_nothing_is_lost(
+    kafka: KafkaTopics, broker_outage: BrokerOutage, start_bridge: BridgeFactory
 ) -> None:
-    queue = "jobs-outage"
+    queue = broker_outage.queue
     overrides = {
-        "configs.celery.broker-url": private_redis.url,
-        "configs.celery.queue": queue,
+        "configs.celery.broker-url": broker_outage.url,
         "configs.bridge.commit-interval-ms": "200",
     }
     producer = BulkProducer(kafka.bootstrap)
@@ -235,15 +259,14 @@ def test_given_redis_goes_down_then_nothing_is_committed_past_the_queue_and_noth
     bridge.wait_assigned()
     producer.produce_events(kafka.topic, before)
     producer.flush()
-    with private_redis.client() as client:
-        wait_until(lambda: queue_depth(client, queue) >= len(before), 30, message="first batch")
-        seen_before = job_ids(queued_tasks(client, queue))
+    wait_until(lambda: queue.depth() >= len(before), 30, message="first batch")
+    seen_before = job_ids(queue.drain())
     assert sorted(seen_before) == sorted(before)
     first_ends = _ends(kafka, len(before))
     wait_until(lambda: _committed(kafka) == first_ends, 15, message="first batch not committed")
 
-    # When Redis stops and more events arrive
-    private_redis.stop()
+    # When the broker goes away and more events arrive
+    broker_outage.stop()
     producer.produce_events(kafka.topic, during)
     producer.flush()
 
@@ -257,28 +280,26 @@ def test_given_redis_goes_down_then_nothing_is_committed_past_the_queue_and_noth
     for _ in range(4):
         assert bridge.alive(), "the bridge thread died during the outage"
         assert bridge.assignment(), "the bridge lost its partitions during the outage"
-        assert _committed(kafka) == first_ends, "offsets committed while Redis was down"
+        assert _committed(kafka) == first_ends, "offsets committed while the broker was down"
         time.sleep(1.0)
     assert bridge.bridge.stats.enqueued == len(before)
 
-    # When Redis is back on the same port (empty: it kept nothing)
-    private_redis.start()
+    # When the broker is back on the same port
+    broker_outage.start()
 
     # Then every event of the outage is enqueued, and the offsets reach the end
-    with private_redis.client() as client:
-        wait_until(
-            lambda: set(during) <= set(job_ids(queued_tasks(client, queue))),
-            40,
-            message=lambda: (
-                f"after the outage: {queue_depth(client, queue)} of {len(during)} "
-                f"tasks, stats {bridge.bridge.stats}"
-            ),
-        )
-        all_ends = _ends(kafka, len(before) + len(during))
-        wait_until(lambda: _committed(kafka) == all_ends, 15, message="not committed")
-        assert not bridge.bridge.stats.paused
-        bridge.stop()
-        seen_after = job_ids(queued_tasks(client, queue))
+    wait_until(
+        lambda: set(during) <= set(job_ids(queue.tasks())),
+        40,
+        message=lambda: (
+            f"after the outage: {queue.depth()} of {len(during)} tasks, stats {bridge.bridge.stats}"
+        ),
+    )
+    all_ends = _ends(kafka, len(before) + len(during))
+    wait_until(lambda: _committed(kafka) == all_ends, 15, message="not committed")
+    assert not bridge.bridge.stats.paused
+    bridge.stop()
+    seen_after = job_ids(queue.tasks())
     union = Counter(seen_before) + Counter(seen_after)
     assert set(union) == set(before) | set(during), "events lost to the outage"
     assert sum(union.values()) >= len(before) + len(during)
@@ -288,7 +309,7 @@ def test_given_redis_goes_down_then_nothing_is_committed_past_the_queue_and_noth
 
 
 def test_given_a_full_queue_then_the_bridge_pauses_near_the_limit_and_resumes_below_half(
-    kafka: KafkaTopics, redis_broker: RedisBroker, start_bridge: BridgeFactory
+    kafka: KafkaTopics, celery_broker: CeleryBroker, start_bridge: BridgeFactory
 ) -> None:
     limit, batch = 20, 10
     ids = new_job_ids(200)
@@ -303,39 +324,38 @@ def test_given_a_full_queue_then_the_bridge_pauses_near_the_limit_and_resumes_be
             "configs.kafka.consumer.max-poll-records": str(batch),
         }
     )
-    with redis_broker.client() as client:
-        # Then the queue stops growing near the limit and the bridge says it is paused
-        wait_until(
-            lambda: bridge.bridge.stats.paused,
-            30,
-            message=lambda: f"never paused; depth {queue_depth(client, redis_broker.queue)}",
-        )
-        time.sleep(2.0)
-        depth = queue_depth(client, redis_broker.queue)
-        assert depth <= limit + batch, f"queue grew to {depth} with max-queue-depth {limit}"
-        assert bridge.bridge.stats.enqueued <= limit + batch
-        assert bridge.bridge.stats.paused
-        time.sleep(1.0)
-        assert queue_depth(client, redis_broker.queue) == depth, "paused, yet still enqueueing"
+    # Then the queue stops growing near the limit and the bridge says it is paused
+    wait_until(
+        lambda: bridge.bridge.stats.paused,
+        30,
+        message=lambda: f"never paused; depth {celery_broker.depth()}",
+    )
+    time.sleep(2.0)
+    depth = celery_broker.depth()
+    assert depth <= limit + batch, f"queue grew to {depth} with max-queue-depth {limit}"
+    assert bridge.bridge.stats.enqueued <= limit + batch
+    assert bridge.bridge.stats.paused
+    time.sleep(1.0)
+    assert celery_broker.depth() == depth, "paused, yet still enqueueing"
 
-        # When a worker drains the queue below half, again and again
-        drained: list[str] = []
+    # When a worker drains the queue below half, again and again
+    drained: list[str] = []
 
-        def drained_all() -> bool:
-            if queue_depth(client, redis_broker.queue) > limit + batch:
-                raise AssertionError("queue beyond the limit after a resume")
-            drained.extend(job_ids(drain_tasks(client, redis_broker.queue)))
-            return len(drained) >= len(ids)
+    def drained_all() -> bool:
+        if celery_broker.depth() > limit + batch:
+            raise AssertionError("queue beyond the limit after a resume")
+        drained.extend(job_ids(celery_broker.drain()))
+        return len(drained) >= len(ids)
 
-        # Then the bridge resumes each time and eventually enqueues all 200, each once
-        wait_until(
-            drained_all,
-            50,
-            interval=0.3,
-            message=lambda: f"{len(drained)} of {len(ids)} enqueued; {bridge.bridge.stats}",
-        )
-        bridge.stop()
-        drained.extend(job_ids(drain_tasks(client, redis_broker.queue)))
+    # Then the bridge resumes each time and eventually enqueues all 200, each once
+    wait_until(
+        drained_all,
+        50,
+        interval=0.3,
+        message=lambda: f"{len(drained)} of {len(ids)} enqueued; {bridge.bridge.stats}",
+    )
+    bridge.stop()
+    drained.extend(job_ids(celery_broker.drain()))
     assert sorted(drained) == sorted(ids)
     assert _committed(kafka) == _ends(kafka, len(ids))
 
@@ -344,7 +364,7 @@ def test_given_a_full_queue_then_the_bridge_pauses_near_the_limit_and_resumes_be
 
 
 def test_given_a_stop_mid_stream_then_a_second_bridge_carries_on_without_gaps_or_duplicates(
-    kafka: KafkaTopics, redis_broker: RedisBroker, start_bridge: BridgeFactory
+    kafka: KafkaTopics, celery_broker: CeleryBroker, start_bridge: BridgeFactory
 ) -> None:
     total = 400
     ids = new_job_ids(total)
@@ -385,18 +405,14 @@ def test_given_a_stop_mid_stream_then_a_second_bridge_carries_on_without_gaps_or
     assert not produce_errors, produce_errors
 
     # Then the two together enqueued every event exactly once
-    with redis_broker.client() as client:
-        wait_until(
-            lambda: queue_depth(client, redis_broker.queue) >= total,
-            45,
-            message=lambda: (
-                f"{queue_depth(client, redis_broker.queue)} of {total}; "
-                f"second bridge {second.bridge.stats}"
-            ),
-        )
-        time.sleep(1.0)  # let a duplicate, if any, arrive
-        second.stop()
-        tasks = queued_tasks(client, redis_broker.queue)
+    wait_until(
+        lambda: celery_broker.depth() >= total,
+        45,
+        message=lambda: f"{celery_broker.depth()} of {total}; second bridge {second.bridge.stats}",
+    )
+    time.sleep(1.0)  # let a duplicate, if any, arrive
+    second.stop()
+    tasks = celery_broker.tasks()
     counts = Counter(job_ids(tasks))
     assert set(counts) == set(ids), f"missing: {len(set(ids) - set(counts))}"
     duplicates = {job_id: n for job_id, n in counts.items() if n > 1}
@@ -415,13 +431,13 @@ def _garbage(size: int) -> bytes:
     return b"\xff" + b"g" * (size - 1)
 
 
-def _handed_over(bridge: RunningBridge, client: Any, queue: str, tasks: int, letters: int) -> bool:
-    return queue_depth(client, queue) >= tasks and bridge.bridge.stats.dead_lettered >= letters
+def _handed_over(bridge: RunningBridge, broker: CeleryBroker, tasks: int, letters: int) -> bool:
+    return broker.depth() >= tasks and bridge.bridge.stats.dead_lettered >= letters
 
 
 @pytest.mark.parametrize("kafka", [1], indirect=True)
 def test_given_a_one_megabyte_poison_record_then_it_is_dead_lettered_whole_with_default_settings(
-    kafka: KafkaTopics, redis_broker: RedisBroker, start_bridge: BridgeFactory
+    kafka: KafkaTopics, celery_broker: CeleryBroker, start_bridge: BridgeFactory
 ) -> None:
     # Given a 1,000,000-byte garbage record between good events (librdkafka's own default
     # message.max.bytes, 1,000,000, refused it once the dead-letter headers were added)
@@ -435,16 +451,15 @@ def test_given_a_one_megabyte_poison_record_then_it_is_dead_lettered_whole_with_
 
     # When a bridge with the default settings reads them
     bridge = start_bridge()
-    with redis_broker.client() as client:
-        wait_until(
-            lambda: _handed_over(bridge, client, redis_broker.queue, 4, 1),
-            45,
-            message=lambda: f"stats {bridge.bridge.stats}",
-        )
-        time.sleep(1.0)  # a re-sent task or letter would show up here
-        assert not bridge.bridge.stats.paused
-        bridge.stop()
-        tasks = queued_tasks(client, redis_broker.queue)
+    wait_until(
+        lambda: _handed_over(bridge, celery_broker, 4, 1),
+        45,
+        message=lambda: f"stats {bridge.bridge.stats}",
+    )
+    time.sleep(1.0)  # a re-sent task or letter would show up here
+    assert not bridge.bridge.stats.paused
+    bridge.stop()
+    tasks = celery_broker.tasks()
 
     # Then the record is on the dead-letter topic with its whole value, once
     letters = read_records(kafka.bootstrap, kafka.dlt, expected=2, timeout=5)
@@ -457,7 +472,7 @@ def test_given_a_one_megabyte_poison_record_then_it_is_dead_lettered_whole_with_
 
 @pytest.mark.parametrize("kafka", [1], indirect=True)
 def test_given_the_dead_letter_topic_refuses_a_record_mid_batch_then_a_stand_in_and_no_resend(
-    kafka: KafkaTopics, redis_broker: RedisBroker, start_bridge: BridgeFactory
+    kafka: KafkaTopics, celery_broker: CeleryBroker, start_bridge: BridgeFactory
 ) -> None:
     # Given a dead-letter topic that takes no record over 200,000 bytes (an operator's
     # message.max.bytes; Tansu itself enforces no limit) and one batch of: good events, a
@@ -480,16 +495,15 @@ def test_given_the_dead_letter_topic_refuses_a_record_mid_batch_then_a_stand_in_
             "configs.kafka.consumer.max-poll-records": "50",
         }
     )
-    with redis_broker.client() as client:
-        wait_until(
-            lambda: _handed_over(bridge, client, redis_broker.queue, 6, 3),
-            45,
-            message=lambda: f"stats {bridge.bridge.stats}",
-        )
-        time.sleep(2.0)  # a re-sent task or letter would show up here
-        assert not bridge.bridge.stats.paused, "a refused record was taken for an outage"
-        bridge.stop()
-        tasks = queued_tasks(client, redis_broker.queue)
+    wait_until(
+        lambda: _handed_over(bridge, celery_broker, 6, 3),
+        45,
+        message=lambda: f"stats {bridge.bridge.stats}",
+    )
+    time.sleep(2.0)  # a re-sent task or letter would show up here
+    assert not bridge.bridge.stats.paused, "a refused record was taken for an outage"
+    bridge.stop()
+    tasks = celery_broker.tasks()
 
     # Then each poison record is on the dead-letter topic once, the big one as a stand-in:
     # its key and headers, no value, its original size
@@ -511,3 +525,108 @@ def test_given_the_dead_letter_topic_refuses_a_record_mid_batch_then_a_stand_in_
     assert sorted(job_ids(tasks)) == sorted(first + last)
     assert bridge.bridge.stats.enqueued == 6
     assert _committed(kafka) == _ends(kafka, 9)
+
+
+# --- 7. routes ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def mail_queue(celery_broker: CeleryBroker) -> Iterator[CeleryBroker]:
+    """A second queue on the test's broker, for the runs routed away from the default."""
+    other = replace(celery_broker, queue=f"{celery_broker.queue}-mail")  # type: ignore[type-var]
+    try:
+        yield other
+    finally:
+        other.cleanup()
+
+
+def test_given_routes_then_runs_go_to_their_tasks_queue_by_header_or_by_one_job_table_read(
+    kafka: KafkaTopics,
+    celery_broker: CeleryBroker,
+    mail_queue: CeleryBroker,
+    pg_url: str,
+    start_bridge: BridgeFactory,
+) -> None:
+    # Given jobs in the job table, and a route for send_email
+    engine = make_engine(make_url(pg_url))
+    upgrade(engine)
+    store = JobStore(engine)
+    rows = {"job_mail_db": "send_email", "job_http_db": "http"}
+    store.insert_jobs(
+        [
+            {"job_id": j, "job_type": "ONE_TIME", "payload": {"task": t}, "status": "RUNNING"}
+            for j, t in rows.items()
+        ]
+    )
+    engine.dispose()
+    # And events with the jobexec-task header, without it, and for a job the table lacks
+    producer = BulkProducer(kafka.bootstrap)
+    events = {
+        "job_mail_header": b"send_email",
+        "job_http_header": b"http",
+        "job_mail_db": None,
+        "job_http_db": None,
+        "job_not_in_table": None,
+    }
+    for job_id, task in events.items():
+        value = json.dumps({"jobId": job_id, "attempt": 1}).encode()
+        headers = [("jobexec-task", task)] if task is not None else []
+        producer.produce(kafka.topic, job_id.encode(), value, headers)
+    producer.flush()
+
+    # When the bridge runs with the route and the job database
+    bridge = start_bridge(
+        {"configs.celery.routes.send_email": mail_queue.queue, "configs.jobDb.url": pg_url}
+    )
+    wait_until(
+        lambda: celery_broker.depth() + mail_queue.depth() >= len(events),
+        30,
+        message=lambda: f"{celery_broker.depth()} + {mail_queue.depth()} of {len(events)}",
+    )
+    bridge.stop()
+
+    # Then send_email runs are on their queue, every other run on the default one
+    assert sorted(job_ids(mail_queue.tasks())) == ["job_mail_db", "job_mail_header"]
+    assert sorted(job_ids(celery_broker.tasks())) == [
+        "job_http_db",
+        "job_http_header",
+        "job_not_in_table",
+    ]
+    assert _committed(kafka) == _ends(kafka, len(events))
+
+
+def test_given_routes_then_backpressure_pauses_on_a_full_routed_queue(
+    kafka: KafkaTopics,
+    celery_broker: CeleryBroker,
+    mail_queue: CeleryBroker,
+    start_bridge: BridgeFactory,
+) -> None:
+    limit, batch = 20, 10
+    # Given 100 send_email events (by header) and a route that sends them to their own queue
+    producer = BulkProducer(kafka.bootstrap)
+    for job_id in new_job_ids(100, prefix="job_mail"):
+        value = json.dumps({"jobId": job_id, "attempt": 1}).encode()
+        producer.produce(kafka.topic, job_id.encode(), value, [("jobexec-task", b"send_email")])
+    producer.flush()
+
+    # When the bridge runs and nobody drains the routed queue
+    bridge = start_bridge(
+        {
+            "configs.celery.routes.send_email": mail_queue.queue,
+            "configs.bridge.max-queue-depth": str(limit),
+            "configs.kafka.consumer.max-poll-records": str(batch),
+        }
+    )
+
+    # Then it pauses near the limit, though the default queue is empty
+    wait_until(
+        lambda: bridge.bridge.stats.paused,
+        30,
+        message=lambda: f"never paused; routed queue holds {mail_queue.depth()}",
+    )
+    time.sleep(1.0)
+    depth = mail_queue.depth()
+    assert depth <= limit + batch, f"routed queue grew to {depth} with max-queue-depth {limit}"
+    assert celery_broker.depth() == 0
+    assert bridge.bridge.stats.paused
+    bridge.stop()

@@ -229,3 +229,29 @@ def test_given_two_schedulers_at_once_then_every_due_run_is_dispatched_exactly_o
     assert Counter((row["status"], row["attempts"]) for row in rows.values()) == {
         ("RUNNING", 1): total
     }
+
+
+# --- contract 10. the jobexec-task header ------------------------------------------------------
+
+
+def test_given_jobs_of_several_tasks_then_each_job_event_carries_its_task_in_a_header(
+    kafka: KafkaTopics, db_url: str, engines: list[Engine]
+) -> None:
+    store = _store(db_url, engines)
+    past = datetime.now(UTC) - timedelta(seconds=5)
+    # Given due jobs whose payload names a task, one whose payload has none
+    store.insert_jobs(
+        [
+            _job("job_http", "SCHEDULED", past, payload={"task": "http", "url": "x"}),
+            _job("job_mail", "SCHEDULED", past, payload={"task": "send_email"}),
+            _job("job_no_task", "SCHEDULED", past, payload={"url": "x"}),
+        ]
+    )
+
+    # When the scheduler dispatches them
+    assert _scheduler(kafka, store).tick() == 3
+
+    # Then each JobEvent has the job's task as its jobexec-task header, and none without a task
+    records = read_records(kafka.bootstrap, kafka.topic, expected=3, timeout=15)
+    headers = {(r.key or b"").decode(): r.headers.get("jobexec-task") for r in records}
+    assert headers == {"job_http": b"http", "job_mail": b"send_email", "job_no_task": None}

@@ -257,3 +257,17 @@ def test_given_the_build_context_then_local_state_and_secrets_stay_out_of_the_im
     copied = (ROOT / "deploy" / "Dockerfile").read_text()
     for needed in ("pyproject.toml", "README.md", "constraints.txt", "jobexec", "executors"):
         assert needed in copied and needed not in ignored
+
+
+def test_the_second_worker_drains_the_queue_the_http_route_names() -> None:
+    props = javaproperties.loads(
+        (ROOT / "deploy" / "config" / "application.properties").read_text(encoding="utf-8")
+    )
+    worker = _argv(_services()["worker-http"]["command"])
+    default_worker = _argv(_services()["worker"]["command"])
+
+    queues = worker[worker.index("-Q") + 1].split(",")
+    assert queues == [props["configs.celery.routes.http"]]
+    assert props["configs.celery.queue"] not in queues
+    assert "-Q" not in default_worker, "the default worker drains configs.celery.queue"
+    assert worker[worker.index("-n") + 1].startswith("http@"), "a node name of its own"
