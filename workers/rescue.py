@@ -27,6 +27,7 @@ from jobexec.db.store import Dispatch, JobStore
 from jobexec.deadletter import DeadLetterWriter
 from jobexec.events import JobEvent
 from jobexec.kafka import reliable_producer
+from jobexec.routes import Routes
 from jobexec.sweeper import settle_exhausted
 from workers.celeryconf import TASK_NAME
 
@@ -79,7 +80,7 @@ class Rescuer:
         topic: str = settings.get("configs.kafka.topic.job-events")
         return cls(
             store,
-            task_publisher(app, settings.get("configs.celery.queue"), topic),
+            task_publisher(app, Routes.from_settings(settings), topic),
             dead_letters,
             topic=topic,
             max_attempts=settings.get("configs.retry.max-attempts"),
@@ -168,8 +169,9 @@ class Rescuer:
         self.store.engine.dispose()
 
 
-def task_publisher(app: Celery, queue: str, topic: str) -> Callable[[Sequence[Dispatch]], None]:
-    """Publish next tries as the bridge publishes JobEvents' tasks (no Kafka origin: -1)."""
+def task_publisher(app: Celery, routes: Routes, topic: str) -> Callable[[Sequence[Dispatch]], None]:
+    """Publish next tries as the bridge publishes JobEvents' tasks, each to its task's queue
+    (no Kafka origin: -1)."""
 
     def publish(dispatches: Sequence[Dispatch]) -> None:
         if not dispatches:
@@ -180,7 +182,7 @@ def task_publisher(app: Celery, queue: str, topic: str) -> Callable[[Sequence[Di
                 app.send_task(
                     TASK_NAME,
                     kwargs=item.kwargs(),
-                    queue=queue,
+                    queue=routes.queue_for(d.task),
                     producer=producer,
                     argsrepr="()",
                     kwargsrepr=item.kwargsrepr(),

@@ -401,9 +401,13 @@ class JobStore:
         if not job_ids:
             return {}
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(jobs.c.job_id, _PAYLOAD_TASK).where(jobs.c.job_id.in_(set(job_ids)))
-            ).all()
+            return self._tasks(conn, job_ids)
+
+    @staticmethod
+    def _tasks(conn: Connection, job_ids: Sequence[str]) -> dict[str, str | None]:
+        rows = conn.execute(
+            select(jobs.c.job_id, _PAYLOAD_TASK).where(jobs.c.job_id.in_(set(job_ids)))
+        ).all()
         return {r.job_id: r.task for r in rows}
 
     def job_row(self, job_id: str) -> dict[str, Any] | None:
@@ -521,7 +525,7 @@ class JobStore:
                 _RESCUE_SQL,
                 {"max_attempts": max_attempts, "limit": limit, "lost": RunStatus.LOST},
             ).all()
-            yield [Dispatch(r.job_id, r.attempts, r.next_run_at) for r in rows]
+            yield [Dispatch(r.job_id, r.attempts, r.next_run_at, r.task) for r in rows]
 
     def _rescue_sqlite(self, conn: Connection, max_attempts: int, limit: int) -> list[Dispatch]:
         now = datetime.now(UTC)
@@ -551,10 +555,10 @@ class JobStore:
                     jobs.c.attempts == attempt,
                 )
                 .values(attempts=attempt + 1, updated_at=now)
-                .returning(jobs.c.job_id, jobs.c.attempts, jobs.c.next_run_at)
+                .returning(jobs.c.job_id, jobs.c.attempts, jobs.c.next_run_at, _PAYLOAD_TASK)
             ).first()
             if row is not None:
-                rescued.append(Dispatch(row.job_id, row.attempts, row.next_run_at))
+                rescued.append(Dispatch(row.job_id, row.attempts, row.next_run_at, row.task))
         return rescued
 
     def settle_lost(
@@ -632,7 +636,8 @@ class JobStore:
                 .values(lease_expires_at=expiry)
                 .returning(job_runs.c.job_id, job_runs.c.attempt, job_runs.c.run_at)
             ).all()
-            yield [Dispatch(r.job_id, r.attempt, r.run_at) for r in rows]
+            tasks = self._tasks(conn, [r.job_id for r in rows])
+            yield [Dispatch(r.job_id, r.attempt, r.run_at, tasks.get(r.job_id)) for r in rows]
 
     def _lost_now(self, now: datetime) -> tuple[Any, ...]:
         expired_by = now if self._sqlite else func.now()
@@ -687,7 +692,7 @@ _RESCUE_SQL = text(
     UPDATE jobs j SET attempts = j.attempts + 1, updated_at = now()
     FROM recorded
     WHERE j.job_id = recorded.job_id AND j.status = 'RUNNING' AND j.attempts = recorded.attempt
-    RETURNING j.job_id, j.attempts, j.next_run_at
+    RETURNING j.job_id, j.attempts, j.next_run_at, j.payload ->> 'task' AS task
     """
 )
 

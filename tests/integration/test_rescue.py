@@ -128,7 +128,8 @@ def test_lost_try_with_tries_left_is_recorded_lost_and_its_next_try_dispatched(
     taken = rescue(store)
 
     # Then the next try is dispatched, the job moves to it, the dead try is LOST
-    assert taken == [Dispatch("job_lost", 2, run_at)]
+    # (with its task, which routes choose its queue by)
+    assert taken == [Dispatch("job_lost", 2, run_at, "noop")]
     row = store.job_row("job_lost")
     assert row is not None
     assert (row["status"], row["attempts"]) == ("RUNNING", 2)
@@ -346,7 +347,7 @@ def test_a_handed_back_try_is_never_recorded_lost_but_published_again_at_its_att
         published = list(again)
 
     # Then the same try is published again: no attempt spent, nothing recorded LOST
-    assert published == [Dispatch("job_back", 1, run_at)]
+    assert published == [Dispatch("job_back", 1, run_at, "noop")]
     row = store.job_row("job_back")
     assert row is not None and (row["status"], row["attempts"]) == ("RUNNING", 1)
     assert runs(store, "job_back") == [(1, "HANDED_BACK", False)]
