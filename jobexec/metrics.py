@@ -41,6 +41,10 @@ RUN_SECONDS = Histogram(
     ["task"],
     buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
 )
+# reason: concurrency (the task's cap is reached; the try waits at the same attempt).
+DEFERRED = Counter(
+    "jobexec_job_deferred", "Tries deferred without spending an attempt", ["task", "reason"]
+)
 RETRIES = Counter("jobexec_job_retries", "Tries that failed transiently and were retried", ["task"])
 
 # --- history retention (scheduler and workers) ----------------------------------------------

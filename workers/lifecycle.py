@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,6 +26,7 @@ from jobexec.db.states import JobType, RunStatus
 from jobexec.db.store import Job, JobStore
 from jobexec.deadletter import DeadLetterError, DeadLetterWriter
 from jobexec.events import JobEvent
+from workers.concurrency import defer_delay
 from workers.lease import HeldRun, LeaseKeeper
 from workers.limits import TimeLimits, limit_reason
 from workers.retry import RetryPolicy
@@ -56,6 +57,8 @@ class WorkerContext:
     dead_letters: DeadLetterWriter | None
     events_topic: str
     limits: TimeLimits = field(default_factory=TimeLimits)
+    # Concurrency caps by task (`configs.executors.<task>.concurrency`); uncapped tasks absent.
+    caps: Mapping[str, int] = field(default_factory=dict)
     # How long a try told to stop may take to return before it is ended or abandoned.
     stop_grace: float = 10.0
     # True in a prefork child: a try that does not stop is ended with its process.
@@ -120,7 +123,7 @@ def handle(
     A RetryLater returned is for the caller to publish; a try stopped by its time limit while
     its executor hangs is published through `publish` instead, by the watchdog.
     """
-    job, db_now, claim = ctx.store.claim(event.job_id, event.attempt, worker, ctx.lease)
+    job, db_now, claim = ctx.store.claim(event.job_id, event.attempt, worker, ctx.lease, ctx.caps)
     if job is None:
         log.warning(
             "job %s does not exist; event rejected",
@@ -140,6 +143,8 @@ def handle(
     clock = _Clock(db_now)
     if claim.run_id is not None:
         return _Try(ctx, job, event, claim.run_id, clock, origin, publish).run()
+    if claim.capped_task is not None:
+        return _defer_over_cap(ctx, job, event, claim.capped_task)
     if claim.lease_expires_at is None:
         log.info(
             "try %s of job %s already ran; duplicate dropped",
@@ -159,6 +164,22 @@ def handle(
         extra=_fields(job.job_id, event.attempt, "job_duplicate_deferred"),
     )
     return RetryLater(event.attempt, max(wait, 1.0))
+
+
+def _defer_over_cap(ctx: WorkerContext, job: Job, event: JobEvent, task: str) -> RetryLater:
+    """The task's cap is reached: the same try is delivered again shortly, no attempt spent."""
+    delay = defer_delay()
+    metrics.DEFERRED.labels(task, "concurrency").inc()
+    log.info(
+        "try %s of job %s deferred: %s of task %s run already; checking again in %.1fs",
+        event.attempt,
+        job.job_id,
+        ctx.caps[task],
+        task,
+        delay,
+        extra=_fields(job.job_id, event.attempt, "job_deferred_concurrency", task=task),
+    )
+    return RetryLater(event.attempt, delay)
 
 
 def _current_greenlet() -> Any | None:

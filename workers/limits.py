@@ -54,7 +54,7 @@ class TimeLimits:
                 per_task[task] = positive_seconds(raw)
             except ValueError as exc:
                 problem = f"is invalid: {raw!r} ({exc})"
-                raise ConfigError(key, problem, _source(settings, key)) from None
+                raise ConfigError(key, problem, config_source(settings, key)) from None
         return cls(default=settings.get(GLOBAL_KEY), per_task=per_task)
 
     def for_run(self, task: str, payload: Mapping[str, Any]) -> float:
@@ -79,7 +79,8 @@ def payload_limit(value: Any) -> float:
     return seconds
 
 
-def _source(settings: Settings, key: str) -> str:
+def config_source(settings: Settings, key: str) -> str:
+    """Where a key's value came from: its file, or its environment variable."""
     source = settings.source(key)
     # `source` knows the files' keys; a value found by lookup elsewhere is the environment's
     if source.startswith(("not set in", "no configuration file")):

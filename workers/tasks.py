@@ -24,6 +24,7 @@ from jobexec.events import JobEvent, PoisonRecord
 from jobexec.kafka import reliable_producer
 from jobexec.retention import prune_step
 from workers.celeryconf import TASK_NAME
+from workers.concurrency import caps_from_settings
 from workers.lease import LeaseKeeper
 from workers.lifecycle import HandBack, Origin, RetryLater, WorkerContext, handle
 from workers.limits import TimeLimits
@@ -68,6 +69,7 @@ def build_context(settings: Settings) -> WorkerContext:
         dead_letters=dead_letters,
         events_topic=settings.get("configs.kafka.topic.job-events"),
         limits=TimeLimits.from_settings(settings, registry.tasks),
+        caps=caps_from_settings(settings, registry.tasks),
         stop_grace=settings.get("configs.executors.cancel-grace-ms") / 1000,
         can_end_process=_in_pool_child,
     )
@@ -85,6 +87,7 @@ def check_registry(settings: Settings) -> None:
     registry.close()
     try:
         TimeLimits.from_settings(settings, registry.tasks)
+        caps_from_settings(settings, registry.tasks)
     except ConfigError as exc:
         print(f"jobexec: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

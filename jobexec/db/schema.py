@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
@@ -80,10 +81,19 @@ job_runs = Table(
     Column("lease_expires_at", UtcDateTime, nullable=False),
     Column("finished_at", UtcDateTime),
     Column("error", String),
+    # The job's payload.task when the try was claimed: concurrency caps count by it (0004).
+    Column("task", String(255)),
     UniqueConstraint("job_id", "run_at", "attempt", name="uq_job_runs_try"),
     Index("ix_job_runs_job_id_started", "job_id", "started_at"),
     # Retention finds old finished tries without reading the whole history (migration 0003).
     Index("ix_job_runs_finished_at", "finished_at"),
+    # A capped task's claim counts its unfinished tries (migration 0004).
+    Index(
+        "ix_job_runs_unfinished_task",
+        "task",
+        postgresql_where=text("finished_at IS NULL"),
+        sqlite_where=text("finished_at IS NULL"),
+    ),
 )
 
 # The dead-letter records `jobexec dlq replay` republished: each is replayed once.

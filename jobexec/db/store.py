@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
+    String,
     and_,
     bindparam,
     delete,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from jobexec.db.schema import UtcDateTime, dlq_replays, job_runs, jobs
 from jobexec.db.states import JobStatus, RunStatus
@@ -43,10 +45,12 @@ class Job:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """The result of claiming a try: ours (`run_id`), or held by a live lease, or finished."""
+    """The result of claiming a try: ours (`run_id`), or held by a live lease, or finished,
+    or over its task's concurrency cap (`capped_task`: the try waits, no attempt spent)."""
 
     run_id: int | None = None
     lease_expires_at: datetime | None = None
+    capped_task: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,52 +67,82 @@ class Dispatch:
 _PAYLOAD_TASK = jobs.c.payload["task"].as_string().label("task")
 
 
-_CLAIM_SQL = text(
-    """
+# The claim of a try: {gate} is what else must hold for the try to be claimed.
+_CLAIM = """
     WITH job AS (
         -- FOR SHARE: a sweeper's concurrent re-dispatch (FOR UPDATE SKIP LOCKED) skips this
         -- row until the claim is committed, and a committed one is seen here.
         SELECT job_id, job_type, cron_expression, payload, status, attempts, next_run_at,
-               now() AS db_now
+               now() AS db_now, payload ->> 'task' AS task
         FROM jobs WHERE job_id = :job_id
         FOR SHARE
     ), claimed AS (
         INSERT INTO job_runs (job_id, run_at, attempt, worker, status, started_at,
-                              lease_expires_at)
-        SELECT job_id, next_run_at, :attempt, :worker, 'RUNNING', db_now, db_now + :lease
-        FROM job WHERE status = 'RUNNING' AND attempts = :attempt
+                              lease_expires_at, task)
+        SELECT job_id, next_run_at, :attempt, :worker, 'RUNNING', db_now, db_now + :lease,
+               left(task, 255)
+        FROM job WHERE status = 'RUNNING' AND attempts = :attempt {gate}
         ON CONFLICT (job_id, run_at, attempt) DO UPDATE
             SET worker = excluded.worker, started_at = excluded.started_at,
-                lease_expires_at = excluded.lease_expires_at, status = excluded.status
+                lease_expires_at = excluded.lease_expires_at, status = excluded.status,
+                task = excluded.task
             WHERE job_runs.finished_at IS NULL
               AND (job_runs.lease_expires_at < excluded.started_at
                    OR job_runs.status = 'HANDED_BACK')
         RETURNING id
     )
     SELECT job.job_id, job.job_type, job.cron_expression, job.payload, job.status,
-           job.attempts, job.next_run_at, job.db_now,
+           job.attempts, job.next_run_at, job.db_now, job.task,
            (SELECT id FROM claimed) AS run_id,
            held.finished_at IS NOT NULL AS held_finished,
-           held.lease_expires_at AS held_until
+           held.lease_expires_at AS held_until, held.status AS held_status
     FROM job
     LEFT JOIN job_runs held ON held.job_id = job.job_id AND held.run_at = job.next_run_at
                            AND held.attempt = :attempt
-    """
+"""
+
+# An uncapped task's try: one statement; a capped task's is left to _CLAIM_CAPPED_SQL.
+_CLAIM_SQL = text(_CLAIM.format(gate="AND NOT coalesce(task = ANY(:capped), false)")).bindparams(
+    bindparam("capped", type_=ARRAY(String))
 )
 
-_CLAIM_SQLITE_SQL = text(
-    """
-    INSERT INTO job_runs (job_id, run_at, attempt, worker, status, started_at, lease_expires_at)
-    SELECT job_id, next_run_at, :attempt, :worker, 'RUNNING', :now, :expires
-    FROM jobs WHERE job_id = :job_id AND status = 'RUNNING' AND attempts = :attempt
+# A capped task's try, after pg_advisory_xact_lock(hashtext(task)) in the same transaction:
+# the lock serialises the task's claims and this statement's snapshot is taken after it, so
+# two claims at once never both pass the cap. HANDED_BACK tries and expired leases hold no slot.
+_CLAIM_CAPPED_SQL = text(
+    _CLAIM.format(
+        gate="""AND (SELECT count(*) FROM job_runs r
+                     WHERE r.task = :task AND r.finished_at IS NULL AND r.status = 'RUNNING'
+                       AND r.lease_expires_at > db_now) < :cap"""
+    )
+)
+
+_TASK_LOCK = text("SELECT pg_advisory_xact_lock(hashtext(:task))")
+
+# SQLite serialises writers: the INSERT takes the write lock before it reads, so the count in
+# {gate} cannot be passed by two claims at once.
+_CLAIM_SQLITE = """
+    INSERT INTO job_runs (job_id, run_at, attempt, worker, status, started_at, lease_expires_at,
+                          task)
+    SELECT job_id, next_run_at, :attempt, :worker, 'RUNNING', :now, :expires, :task
+    FROM jobs WHERE job_id = :job_id AND status = 'RUNNING' AND attempts = :attempt {gate}
     ON CONFLICT (job_id, run_at, attempt) DO UPDATE
         SET worker = excluded.worker, started_at = excluded.started_at,
-            lease_expires_at = excluded.lease_expires_at, status = excluded.status
+            lease_expires_at = excluded.lease_expires_at, status = excluded.status,
+            task = excluded.task
         WHERE job_runs.finished_at IS NULL
           AND (job_runs.lease_expires_at < excluded.started_at OR job_runs.status = 'HANDED_BACK')
     RETURNING id
-    """
-).bindparams(bindparam("now", type_=UtcDateTime), bindparam("expires", type_=UtcDateTime))
+"""
+_SQLITE_TIMES = (bindparam("now", type_=UtcDateTime), bindparam("expires", type_=UtcDateTime))
+_CLAIM_SQLITE_SQL = text(_CLAIM_SQLITE.format(gate="")).bindparams(*_SQLITE_TIMES)
+_CLAIM_SQLITE_CAPPED_SQL = text(
+    _CLAIM_SQLITE.format(
+        gate="""AND (SELECT count(*) FROM job_runs r
+                     WHERE r.task = :task AND r.finished_at IS NULL AND r.status = 'RUNNING'
+                       AND r.lease_expires_at > :now) < :cap"""
+    )
+).bindparams(*_SQLITE_TIMES)
 
 _JOB_COLUMNS = (
     jobs.c.job_id,
@@ -141,24 +175,47 @@ class JobStore:
     # --- worker -----------------------------------------------------------------------------
 
     def claim(
-        self, job_id: str, attempt: int, worker: str, lease: timedelta
+        self,
+        job_id: str,
+        attempt: int,
+        worker: str,
+        lease: timedelta,
+        caps: Mapping[str, int] | None = None,
     ) -> tuple[Job | None, datetime, Claim | None]:
         """Read the job and, if this try is its current one, claim it: the job row, the
         database's now, and the claim (None when the job is missing or not at this try).
 
-        One statement, one round trip, on PostgreSQL; two on SQLite.
+        `caps` are the concurrency caps by task: a try of a capped task is claimed only while
+        fewer than its cap of that task's tries run with a live lease. One statement, one round
+        trip, on PostgreSQL (a capped task's try: one more transaction); two on SQLite.
         """
+        caps = caps or {}
         if self._sqlite:
             job, now = self._fetch_sqlite(job_id)
             if job is None or job.status != JobStatus.RUNNING or job.attempts != attempt:
                 return job, now, None
-            return job, now, self._claim_sqlite(job, attempt, worker, now, lease)
-        params = {"job_id": job_id, "attempt": attempt, "worker": worker, "lease": lease}
+            return job, now, self._claim_sqlite(job, attempt, worker, now, lease, caps)
+        params = {
+            "job_id": job_id,
+            "attempt": attempt,
+            "worker": worker,
+            "lease": lease,
+            "capped": list(caps),
+        }
         # A single statement commits by itself: no BEGIN/COMMIT round trips.
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             row = conn.execute(_CLAIM_SQL, params).first()
         if row is None:
             return None, datetime.now(UTC), None
+        if row.run_id is None and row.task in caps:
+            task = row.task
+            with self.engine.begin() as conn:
+                conn.execute(_TASK_LOCK, {"task": task})
+                row = conn.execute(
+                    _CLAIM_CAPPED_SQL, {**params, "task": task, "cap": caps[task]}
+                ).first()
+            if row is None:
+                return None, datetime.now(UTC), None
         job = Job(*row[: len(_JOB_COLUMNS)])
         now = row.db_now.astimezone(UTC)
         if job.status != JobStatus.RUNNING or job.attempts != attempt:
@@ -166,7 +223,11 @@ class JobStore:
         if row.run_id is not None:
             return job, now, Claim(run_id=int(row.run_id))
         # The data-modifying CTE is invisible to the outer query: held_* is the existing try.
-        return job, now, Claim(lease_expires_at=None if row.held_finished else row.held_until)
+        return (
+            job,
+            now,
+            _unclaimed(row.held_finished, row.held_until, row.held_status, now, row.task, caps),
+        )
 
     def _fetch_sqlite(self, job_id: str) -> tuple[Job | None, datetime]:
         """The job row, and now by this machine's clock (SQLite's own)."""
@@ -175,33 +236,49 @@ class JobStore:
         return (Job(*row) if row else None), datetime.now(UTC)
 
     def _claim_sqlite(
-        self, job: Job, attempt: int, worker: str, now: datetime, lease: timedelta
+        self,
+        job: Job,
+        attempt: int,
+        worker: str,
+        now: datetime,
+        lease: timedelta,
+        caps: Mapping[str, int],
     ) -> Claim:
         """The claim as one INSERT .. SELECT that re-checks the job: SQLite serialises writers,
         so a sweep that moved the job on in between makes it claim nothing."""
+        task = job.payload.get("task") if isinstance(job.payload, dict) else None
+        task = task[:255] if isinstance(task, str) else None
+        cap = caps.get(task) if task is not None else None
+        capped = cap is not None
+        params = {
+            "job_id": job.job_id,
+            "attempt": attempt,
+            "worker": worker,
+            "now": now,
+            "expires": now + lease,
+            "task": task,
+            "cap": cap,
+        }
+        statement = _CLAIM_SQLITE_CAPPED_SQL if capped else _CLAIM_SQLITE_SQL
         with self.engine.begin() as conn:
-            run_id = conn.execute(
-                _CLAIM_SQLITE_SQL,
-                {
-                    "job_id": job.job_id,
-                    "attempt": attempt,
-                    "worker": worker,
-                    "now": now,
-                    "expires": now + lease,
-                },
-            ).scalar()
+            run_id = conn.execute(statement, params).scalar()
             if run_id is not None:
                 return Claim(run_id=int(run_id))
             held = conn.execute(
-                select(job_runs.c.finished_at, job_runs.c.lease_expires_at).where(
+                select(
+                    job_runs.c.finished_at, job_runs.c.lease_expires_at, job_runs.c.status
+                ).where(
                     job_runs.c.job_id == job.job_id,
                     job_runs.c.run_at == job.next_run_at,
                     job_runs.c.attempt == attempt,
                 )
             ).first()
-        if held is None or held.finished_at is not None:
-            return Claim()  # the job moved on meanwhile, or the try finished: nothing to do
-        return Claim(lease_expires_at=held.lease_expires_at)
+        if held is None:
+            # the job moved on meanwhile, or (capped) the cap is reached
+            return Claim(capped_task=task) if capped else Claim()
+        return _unclaimed(
+            held.finished_at is not None, held.lease_expires_at, held.status, now, task, caps
+        )
 
     def renew_leases(self, run_ids: Sequence[int], lease: timedelta) -> None:
         """Extend the leases of unfinished tries to the database's now plus `lease`."""
@@ -648,6 +725,27 @@ class JobStore:
             # A handed-back try did not lose its worker: it is redelivered, not lost.
             job_runs.c.status != RunStatus.HANDED_BACK,
         )
+
+
+def _unclaimed(
+    finished: bool,
+    held_until: datetime | None,
+    held_status: str | None,
+    now: datetime,
+    task: str | None,
+    caps: Mapping[str, int],
+) -> Claim:
+    """Why a try of a job at this attempt was not claimed, from its existing run row."""
+    if finished:
+        return Claim()  # the try finished: a duplicate
+    live = held_until is not None and held_until.astimezone(UTC) > now
+    if live and held_status == RunStatus.RUNNING:
+        return Claim(lease_expires_at=held_until)  # it runs elsewhere
+    if task is not None and task in caps:
+        return Claim(capped_task=task)  # free to take over, but the task's cap is reached
+    if held_until is None:
+        return Claim()  # the job moved on meanwhile
+    return Claim(lease_expires_at=held_until)
 
 
 # The current try of a job: the run row of its next_run_at and attempts.
