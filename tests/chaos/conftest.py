@@ -35,6 +35,7 @@ from tests.support.config_files import ConfigFiles
 from tests.support.http_recorder import HttpRecorder
 from tests.support.kafka import KafkaTopics
 from tests.support.processes import Cli, RunningProcess
+from tests.support.rabbitmq_queue import RabbitBroker
 from tests.support.redis_queue import RedisBroker
 from tests.support.waiting import wait_until
 
@@ -184,6 +185,7 @@ class ChaosStack(Stack):
         )
         self.work_dir = work_dir
         self.db_proxy: TcpProxy | None = None
+        self.broker_proxy: TcpProxy | None = None
         self.private_redis: PrivateRedis | None = None
         self._launched = 0
 
@@ -201,6 +203,15 @@ class ChaosStack(Stack):
         self.private_redis.start()
         self.redis = RedisBroker(url=self.private_redis.url, queue=self.redis.queue)
         return self.private_redis
+
+    def use_rabbitmq_proxy(self, rabbit: RabbitBroker) -> TcpProxy:
+        """RabbitMQ as the Celery broker, its connections (the test's own too) through a proxy
+        the test can cut: the shared server itself is never stopped."""
+        self.broker_proxy = TcpProxy("127.0.0.1", 5672)
+        self.broker_proxy.start()
+        proxied = f"amqp://guest:guest@127.0.0.1:{self.broker_proxy.port}//"
+        self.redis = RabbitBroker(url=proxied, queue=rabbit.queue)
+        return self.broker_proxy
 
     def configure_chaos(self, overrides: dict[str, str] | None = None) -> dict[str, str]:
         settings = {**CHAOS_SETTINGS, **(overrides or {})}
@@ -426,6 +437,8 @@ class ChaosStack(Stack):
             self.private_redis.stop()
         if self.db_proxy is not None:
             self.db_proxy.stop()
+        if self.broker_proxy is not None:
+            self.broker_proxy.stop()
 
 
 @pytest.fixture
