@@ -207,7 +207,13 @@ class JobStore:
             row = conn.execute(_CLAIM_SQL, params).first()
         if row is None:
             return None, datetime.now(UTC), None
-        if row.run_id is None and row.task in caps:
+        if (
+            row.run_id is None
+            and row.task in caps
+            and (row.status, row.attempts) == (JobStatus.RUNNING, attempt)
+            and not row.held_finished
+        ):
+            # Not claimed as the task is capped: claim it again, counted under the task's lock.
             task = row.task
             with self.engine.begin() as conn:
                 conn.execute(_TASK_LOCK, {"task": task})

@@ -57,7 +57,10 @@ def test_given_a_stream_when_rabbitmq_is_cut_off_and_restored_then_none_is_lost_
         settled,
         outage_s=round(restored_at - cut_at, 1),
     )
-    # And the outage was felt: the bridge paused on it and resumed after it
+    # And the outage was felt: the worker lost its broker and the bridge paused on it,
+    # resuming after it
+    worker_log = chaos.worker_logs()
+    assert "Connection to broker lost" in worker_log, worker_log[-3000:]
     bridge_log = chaos.logs("bridge")
     assert "cannot hand records over" in bridge_log, bridge_log[-3000:]
     assert "Celery broker reachable again" in bridge_log, bridge_log[-3000:]
