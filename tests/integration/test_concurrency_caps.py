@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import make_url, update
+from sqlalchemy import inspect, make_url, text, update
 
 from executors import Registry
 from executors.noop import NoopExecutor
@@ -280,3 +280,25 @@ def test_the_worker_defers_a_try_over_the_cap_without_spending_an_attempt(
     done = store.job_row("job_waiting")
     assert done is not None
     assert (done["status"], done["attempts"]) == ("COMPLETED", 1)
+
+
+def test_migration_0004_adds_the_task_column_to_an_existing_history(database: str) -> None:
+    # Given a job database as jobexec left it before 0004: job_runs without task or its index
+    engine = make_engine(make_url(database))
+    with engine.begin() as conn:
+        conn.execute(text("DROP INDEX ix_job_runs_unfinished_task"))
+        conn.execute(text("ALTER TABLE job_runs DROP COLUMN task"))
+        conn.execute(text("UPDATE jobexec_alembic_version SET version_num = '0003'"))
+
+    # When it is upgraded
+    upgrade(engine)
+
+    # Then the column and its index are back, and a capped claim works
+    inspector = inspect(engine)
+    assert "task" in {c["name"] for c in inspector.get_columns("job_runs")}
+    assert "ix_job_runs_unfinished_task" in {ix["name"] for ix in inspector.get_indexes("job_runs")}
+    store = JobStore(engine)
+    dispatched(store, "job_a")
+    assert claim(store, "job_a").run_id is not None
+    assert [r["task"] for r in store.runs("job_a")] == ["noop"]
+    engine.dispose()
