@@ -169,6 +169,7 @@ def handle(
 def _defer_over_cap(ctx: WorkerContext, job: Job, event: JobEvent, task: str) -> RetryLater:
     """The task's cap is reached: the same try is delivered again shortly, no attempt spent."""
     delay = defer_delay()
+    ctx.store.touch_waiting(job.job_id, event.attempt)
     metrics.DEFERRED.labels(task, "concurrency").inc()
     log.info(
         "try %s of job %s deferred: %s of task %s run already; checking again in %.1fs",

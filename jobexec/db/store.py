@@ -286,6 +286,21 @@ class JobStore:
             held.finished_at is not None, held.lease_expires_at, held.status, now, task, caps
         )
 
+    def touch_waiting(self, job_id: str, attempt: int) -> None:
+        """A try deferred by its task's cap is still on its way: move the job's updated_at on,
+        so the sweeper does not take it for a lost message and spend an attempt on it."""
+        with self.engine.begin() as conn:
+            now = self.now(conn)
+            conn.execute(
+                update(jobs)
+                .where(
+                    jobs.c.job_id == job_id,
+                    jobs.c.status == JobStatus.RUNNING,
+                    jobs.c.attempts == attempt,
+                )
+                .values(updated_at=now)
+            )
+
     def renew_leases(self, run_ids: Sequence[int], lease: timedelta) -> None:
         """Extend the leases of unfinished tries to the database's now plus `lease`."""
         expiry = datetime.now(UTC) + lease if self._sqlite else func.now() + lease

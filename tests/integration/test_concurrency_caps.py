@@ -21,7 +21,7 @@ from executors.noop import NoopExecutor
 from jobexec.config import Settings
 from jobexec.db.engine import make_engine
 from jobexec.db.migrate import upgrade
-from jobexec.db.schema import job_runs
+from jobexec.db.schema import job_runs, jobs
 from jobexec.db.states import RunStatus
 from jobexec.db.store import Claim, Job, JobStore
 from jobexec.events import JobEvent
@@ -233,6 +233,20 @@ def test_a_live_lease_of_the_same_try_is_still_a_duplicate_not_a_deferral(
     assert taken.lease_expires_at is not None
 
 
+def worker_context(store: JobStore, caps: dict[str, int]) -> WorkerContext:
+    """A worker's context with these caps; the lifecycle runs in-process."""
+    return WorkerContext(
+        store=store,
+        registry=Registry([NoopExecutor(Settings.load({}))]),
+        retry=RetryPolicy(max_attempts=3, initial_backoff=0.1, max_backoff=0.5),
+        lease=LEASE,
+        leases=LeaseKeeper(store, LEASE, 10),
+        dead_letters=None,
+        events_topic="job-events",
+        caps=caps,
+    )
+
+
 def deferred_total(task: str) -> float:
     labels = {"task": task, "reason": "concurrency"}
     return REGISTRY.get_sample_value("jobexec_job_deferred_total", labels) or 0.0
@@ -242,17 +256,7 @@ def test_the_worker_defers_a_try_over_the_cap_without_spending_an_attempt(
     store: JobStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Given a worker with a cap of 1 on noop, and one noop try running elsewhere
-    settings = Settings.load({})
-    ctx = WorkerContext(
-        store=store,
-        registry=Registry([NoopExecutor(settings)]),
-        retry=RetryPolicy(max_attempts=3, initial_backoff=0.1, max_backoff=0.5),
-        lease=LEASE,
-        leases=LeaseKeeper(store, LEASE, 10),
-        dead_letters=None,
-        events_topic="job-events",
-        caps={"noop": 1},
-    )
+    ctx = worker_context(store, {"noop": 1})
     dispatched(store, "job_running", "job_waiting")
     assert claim(store, "job_running", {"noop": 1}).run_id is not None
     before = deferred_total("noop")
@@ -302,3 +306,27 @@ def test_migration_0004_adds_the_task_column_to_an_existing_history(database: st
     assert claim(store, "job_a").run_id is not None
     assert [r["task"] for r in store.runs("job_a")] == ["noop"]
     engine.dispose()
+
+
+def test_a_try_waiting_behind_the_cap_is_not_swept_as_abandoned(store: JobStore) -> None:
+    # Given a try of a capped task (cap 1) waiting behind another, its job last updated an
+    # hour ago
+    ctx = worker_context(store, {"noop": 1})
+    dispatched(store, "job_running", "job_waiting")
+    assert claim(store, "job_running", {"noop": 1}).run_id is not None
+    with store.engine.begin() as conn:
+        an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+        conn.execute(update(jobs).values(updated_at=an_hour_ago))
+
+    # When its JobEvent is deferred, then the sweeper looks for abandoned runs
+    assert isinstance(
+        handle(ctx, JobEvent("job_waiting", 1, None), "test-worker", None), RetryLater
+    )
+    redispatched, exhausted = store.sweep_abandoned(timedelta(minutes=5), 3, 100)
+
+    # Then the waiting try is left alone: still at attempt 1, no attempt spent
+    assert [d.job_id for d in redispatched] == []
+    assert exhausted == []
+    row = store.job_row("job_waiting")
+    assert row is not None
+    assert (row["status"], row["attempts"]) == ("RUNNING", 1)
