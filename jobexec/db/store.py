@@ -106,7 +106,7 @@ _CLAIM_SQL = text(_CLAIM.format(gate="AND NOT coalesce(task = ANY(:capped), fals
     bindparam("capped", type_=ARRAY(String))
 )
 
-# A capped task's try, after pg_advisory_xact_lock(hashtext(task)) in the same transaction:
+# A capped task's try, after the task's advisory lock (_TASK_LOCK) in the same transaction:
 # the lock serialises the task's claims and this statement's snapshot is taken after it, so
 # two claims at once never both pass the cap. HANDED_BACK tries and expired leases hold no slot.
 _CLAIM_CAPPED_SQL = text(
@@ -117,7 +117,8 @@ _CLAIM_CAPPED_SQL = text(
     )
 )
 
-_TASK_LOCK = text("SELECT pg_advisory_xact_lock(hashtext(:task))")
+# The two-key form: a key space of its own, apart from the one-key locks (retention's).
+_TASK_LOCK = text("SELECT pg_advisory_xact_lock(hashtext('jobexec-concurrency'), hashtext(:task))")
 
 # SQLite serialises writers: the INSERT takes the write lock before it reads, so the count in
 # {gate} cannot be passed by two claims at once.
