@@ -16,6 +16,7 @@ from celery.signals import worker_process_init, worker_process_shutdown
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from executors import DuplicateExecutorError, ExecutorLoadError, load_registry
+from jobexec import tracing
 from jobexec.config import ConfigError, Settings
 from jobexec.db.engine import database_url, make_engine
 from jobexec.db.store import JobStore
@@ -25,7 +26,7 @@ from jobexec.kafka import reliable_producer
 from jobexec.retention import prune_step
 from workers.celeryconf import TASK_NAME
 from workers.lease import LeaseKeeper
-from workers.lifecycle import HandBack, Origin, RetryLater, WorkerContext, handle
+from workers.lifecycle import HandBack, Origin, Publish, RetryLater, WorkerContext, handle
 from workers.limits import TimeLimits
 from workers.pools import listen_for_hand_back
 from workers.rescue import rescue_step
@@ -98,6 +99,7 @@ def check_registry(settings: Settings) -> None:
 @worker_process_shutdown.connect  # type: ignore[untyped-decorator]
 def _close_executors(**_kwargs: Any) -> None:
     ctx = _contexts.pop(os.getpid(), None)
+    tracing.shutdown()  # the spans still batched, before the pool child exits
     if ctx is not None:
         ctx.registry.close()
         ctx.store.engine.dispose()
@@ -118,6 +120,11 @@ def context(settings: Settings) -> WorkerContext:
 
 
 def register(app: Celery, settings: Settings) -> None:
+    try:
+        tracing.setup(settings, "worker")  # a span per try, when export is on
+    except ConfigError as exc:
+        print(f"jobexec: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     app.steps["worker"].add(rescue_step(settings))  # tries of dead workers are taken over
     app.steps["worker"].add(prune_step(settings))  # history retention, also with no scheduler
 
@@ -161,10 +168,11 @@ def register(app: Celery, settings: Settings) -> None:
                 next_try_kwargs(later.attempt),
                 countdown=later.delay,
                 retries=request.retries + 1,
+                **tracing.retry_options(request),
             ).apply_async()
 
         try:
-            retry = handle(ctx, event, worker, _origin(origin), publish)
+            retry = _traced_handle(ctx, event, worker, _origin(origin), publish, request)
         except (DataError, IntegrityError) as exc:
             # The database refuses these kwargs (out of range, too long): a retry cannot pass.
             reason = f"{type(exc).__name__}: {str(exc.orig).partition(chr(10))[0]}"
@@ -202,7 +210,28 @@ def register(app: Celery, settings: Settings) -> None:
                 kwargs=next_try_kwargs(retry.attempt),
                 countdown=retry.delay,
                 max_retries=None,
+                **tracing.retry_options(request),  # the next try joins the same trace
             )
+
+
+def _traced_handle(
+    ctx: WorkerContext,
+    event: JobEvent,
+    worker: str,
+    origin: Origin | None,
+    publish: Publish,
+    request: Any,
+) -> RetryLater | HandBack | None:
+    """`handle` inside the try's span, the child of the task's trace headers."""
+    trace = tracing.start_try(event.job_id, event.attempt, request)
+    error: BaseException | None = None
+    try:
+        return handle(ctx, event, worker, origin, publish)
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        tracing.end_try(trace, error)
 
 
 def _origin(raw: Any) -> Origin | None:
