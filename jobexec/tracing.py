@@ -2,8 +2,8 @@
 
 The scheduler starts a trace per dispatched run (span `jobexec.dispatch`) and puts its
 `traceparent` (and `tracestate`) on the JobEvent's Kafka headers; the bridge carries them into
-the Celery task's message headers; the worker's span of the try (`jobexec.try`) is their child,
-and the `http` executor sends the try's `traceparent` to the called URL.
+the Celery task's message headers (which Celery's retries keep); the worker's span of the try
+(`jobexec.try`) is their child, and the `http` executor sends the try's `traceparent` on.
 
 Spans are exported over OTLP/HTTP only when `configs.tracing.otlp-endpoint` is set; then the
 OpenTelemetry SDK (`jobexec[tracing]`) is imported, by `jobexec.tracing_sdk`. Unset, this module
@@ -147,14 +147,6 @@ def start_try(job_id: str, attempt: int, request: Any) -> TryTrace | None:
             parent[name] = value
     span = _active.start_try(job_id, attempt, parent)
     return TryTrace(_outgoing.set(span.headers), span)
-
-
-def retry_options(request: Any) -> dict[str, Any]:
-    """Options of a retry's task message: the trace headers of this try's task, if any."""
-    carried = {n: v for n in HEADERS if isinstance(v := getattr(request, n, None), str)}
-    if not carried:
-        return {}
-    return {"headers": {**(getattr(request, "headers", None) or {}), **carried}}
 
 
 def try_outcome(outcome: str, task: str) -> None:

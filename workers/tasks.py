@@ -168,7 +168,6 @@ def register(app: Celery, settings: Settings) -> None:
                 next_try_kwargs(later.attempt),
                 countdown=later.delay,
                 retries=request.retries + 1,
-                **tracing.retry_options(request),
             ).apply_async()
 
         try:
@@ -210,7 +209,6 @@ def register(app: Celery, settings: Settings) -> None:
                 kwargs=next_try_kwargs(retry.attempt),
                 countdown=retry.delay,
                 max_retries=None,
-                **tracing.retry_options(request),  # the next try joins the same trace
             )
 
 

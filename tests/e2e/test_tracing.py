@@ -12,21 +12,19 @@ from tests.support.waiting import wait_until
 INCOMING = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
-def exported_spans(stack: Stack) -> dict[str, tuple[str, str, str]]:
-    """Spans the processes POSTed to the recorder's /v1/traces: name -> (trace, span, parent)."""
-    found: dict[str, tuple[str, str, str]] = {}
+def exported_spans(stack: Stack) -> list[tuple[str, str, str, str]]:
+    """Spans the processes POSTed to the recorder's /v1/traces: (name, trace, span, parent)."""
+    found: list[tuple[str, str, str, str]] = []
     for call in stack.http.calls("/v1/traces"):
         request = ExportTraceServiceRequest()
         request.ParseFromString(call.body)
         for resource in request.resource_spans:
             for scope in resource.scope_spans:
-                for span in scope.spans:
-                    found[span.name] = (
-                        span.trace_id.hex(),
-                        span.span_id.hex(),
-                        span.parent_span_id.hex(),
-                    )
-    return found
+                found += [
+                    (s.name, s.trace_id.hex(), s.span_id.hex(), s.parent_span_id.hex())
+                    for s in scope.spans
+                ]
+    return sorted(found)
 
 
 def test_given_tracing_on_when_the_scheduler_dispatches_an_http_job_then_the_call_is_in_its_trace(
@@ -37,7 +35,8 @@ def test_given_tracing_on_when_the_scheduler_dispatches_an_http_job_then_the_cal
     stack.env["OTEL_BSP_SCHEDULE_DELAY"] = "200"  # export within a test's patience
     stack.start("bridge", "worker", "scheduler")
 
-    # When a due http job is dispatched and run
+    # When a due http job is dispatched and run: its first try answered 503, its retry 200
+    stack.http.respond("/traced", [503])
     stack.insert(
         "job_traced", http_payload(stack.http.url("/traced")), status="SCHEDULED", attempts=0
     )
@@ -47,26 +46,25 @@ def test_given_tracing_on_when_the_scheduler_dispatches_an_http_job_then_the_cal
     # Then the JobEvent on the topic carries the scheduler's traceparent
     (record,) = stack.kafka.consume_all(stack.kafka.topic, 1)
     _version, trace_id, dispatch_id, _flags = record.headers["traceparent"].decode().split("-")
-    # And the called URL received a traceparent of the same trace, from the try's own span
-    (call,) = stack.http.calls("/traced")
-    _v, call_trace, call_parent, _f = call.headers["traceparent"].split("-")
-    assert call_trace == trace_id
-    assert call_parent != dispatch_id
+    # And both calls carry a traceparent of that trace, each from its own try's span
+    calls = stack.http.calls("/traced")
+    assert len(calls) == 2
+    parents = [c.headers["traceparent"].split("-") for c in calls]
+    assert [p[1] for p in parents] == [trace_id, trace_id]
+    try_ids = {p[2] for p in parents}
+    assert len(try_ids) == 2 and dispatch_id not in try_ids
 
-    # And the spans exported make one trace: dispatch -> try -> the call's parent
-    def both_exported() -> dict[str, tuple[str, str, str]] | None:
-        spans = exported_spans(stack)
-        return spans if {"jobexec.dispatch", "jobexec.try"} <= spans.keys() else None
-
-    spans = wait_until(
-        both_exported,
+    # And the spans exported make one trace: dispatch -> each try -> its call
+    expected = sorted(
+        [("jobexec.dispatch", trace_id, dispatch_id, "")]
+        + [("jobexec.try", trace_id, span_id, dispatch_id) for span_id in try_ids]
+    )
+    wait_until(
+        lambda: exported_spans(stack) == expected,
         20,
         interval=0.2,
-        message=lambda: f"spans exported: {exported_spans(stack)}\n{stack.log('worker')}",
+        message=lambda: f"spans exported: {exported_spans(stack)}, expected {expected}",
     )
-    assert spans is not None
-    assert spans["jobexec.dispatch"] == (trace_id, dispatch_id, "")
-    assert spans["jobexec.try"] == (trace_id, call_parent, dispatch_id)
 
 
 def test_given_tracing_off_when_events_run_then_only_a_carried_traceparent_reaches_the_call(

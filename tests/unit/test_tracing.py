@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -129,12 +130,6 @@ def test_given_record_headers_when_read_then_only_usable_trace_headers_are_kept(
     assert tracing.record_headers({"traceparent": INCOMING}) == {"traceparent": INCOMING}
 
 
-def test_given_a_traced_task_when_it_is_retried_then_the_retry_carries_the_same_headers() -> None:
-    assert tracing.retry_options(SimpleNamespace()) == {}
-    request = SimpleNamespace(traceparent=INCOMING, headers=None)
-    assert tracing.retry_options(request) == {"headers": {"traceparent": INCOMING}}
-
-
 def test_given_no_endpoint_when_set_up_then_tracing_stays_off() -> None:
     assert tracing.setup(Settings.load({}), "worker") is False
     assert not tracing.enabled()
@@ -168,3 +163,17 @@ def test_given_an_endpoint_when_resolved_then_the_traces_path_is_added_once(
     endpoint: str, url: str
 ) -> None:
     assert traces_url(endpoint) == url
+
+
+def test_given_an_endpoint_without_the_sdk_when_set_up_then_the_error_names_key_and_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import jobexec
+
+    monkeypatch.delattr(jobexec, "tracing_sdk")
+    monkeypatch.setitem(sys.modules, "jobexec.tracing_sdk", None)  # as if not installed
+    settings = Settings.load({"CONFIGS_TRACING_OTLPENDPOINT": "http://127.0.0.1:4318"})
+
+    with pytest.raises(ConfigError, match=r"otlp-endpoint.*jobexec\[tracing\]"):
+        tracing.setup(settings, "worker")
+    assert not tracing.enabled()
