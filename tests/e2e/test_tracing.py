@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tests.e2e.conftest import Stack, http_payload
@@ -27,13 +28,14 @@ def exported_spans(stack: Stack) -> list[tuple[str, str, str, str]]:
     return sorted(found)
 
 
+@pytest.mark.parametrize("pool", ["prefork", "threads", "gevent"])
 def test_given_tracing_on_when_the_scheduler_dispatches_an_http_job_then_the_call_is_in_its_trace(
-    stack: Stack,
+    stack: Stack, pool: str
 ) -> None:
-    # Given the three processes exporting spans to a local OTLP/HTTP receiver
+    # Given the three processes, the worker on `pool`, exporting spans to a local OTLP receiver
     stack.configure(overrides={"configs.tracing.otlp-endpoint": stack.http.url("")})
     stack.env["OTEL_BSP_SCHEDULE_DELAY"] = "200"  # export within a test's patience
-    stack.start("bridge", "worker", "scheduler")
+    stack.start("bridge", "worker", "scheduler", pool=pool)
 
     # When a due http job is dispatched and run: its first try answered 503, its retry 200
     stack.http.respond("/traced", [503])
