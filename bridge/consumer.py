@@ -23,7 +23,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from bridge.broker import BROKER_ERRORS
 from bridge.publisher import Enqueue, TaskPublisher
 from bridge.routing import Router, TaskLookupError, task_header
-from jobexec import metrics
+from jobexec import metrics, tracing
 from jobexec.config import Settings
 from jobexec.deadletter import DeadLetter, DeadLetterError, DeadLetterWriter
 from jobexec.events import JobEvent, PoisonRecord
@@ -405,7 +405,11 @@ def _router(settings: Settings) -> Router:
 
 def _with_task(record: _Record, message: Message) -> _Record:
     if isinstance(record.action, Enqueue):
-        record.action = replace(record.action, task=task_header(message))
+        record.action = replace(
+            record.action,
+            task=task_header(message),
+            trace=tracing.record_headers(message.headers()),
+        )
     return record
 
 

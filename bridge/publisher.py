@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,8 @@ class Enqueue:
     partition: int
     offset: int
     task: str | None = None  # the record's jobexec-task header: what routes choose the queue by
+    # The record's W3C trace headers (traceparent, tracestate), carried as the task's headers.
+    trace: Mapping[str, str] | None = None
 
     def kwargs(self) -> dict[str, Any]:
         scheduled = self.event.scheduled_at
@@ -65,6 +67,8 @@ class TaskPublisher:
                     # What Flower and the logs show; Celery's saferepr of the kwargs was 18%.
                     argsrepr="()",
                     kwargsrepr=item.kwargsrepr(),
+                    # Message headers: the worker reads them as self.request.traceparent.
+                    headers=item.trace,
                 )
 
     def queue_depth(self) -> int:

@@ -31,6 +31,7 @@ from executors.http_network import (
     bounded_call,
     system_resolver,
 )
+from jobexec import tracing
 from jobexec.config import ConfigError, Settings
 
 DEFAULT_METHOD = "POST"
@@ -229,7 +230,8 @@ class HttpExecutor(Executor):
     """Calls `payload.url`; 2xx succeeds, 408/429/5xx and network errors are retried.
 
     Every try carries `X-Job-Id`, `X-Job-Attempt` and an `Idempotency-Key` equal to the run id,
-    so the receiver can recognise a retry of a call it already handled. `timeout_seconds` (and
+    so the receiver can recognise a retry of a call it already handled, and the try's W3C
+    `traceparent` (and `tracestate`) when it has one. `timeout_seconds` (and
     the try's time limit, when sooner) bounds the whole call up to the response headers, and a
     try told to stop is aborted within a fraction of a second.
     """
@@ -260,6 +262,8 @@ class HttpExecutor(Executor):
             "X-Job-Attempt": str(run.attempt),
             "Idempotency-Key": job_id_header(run.run_id),
         }
+        # The try's W3C trace context (contract §12); a payload's own traceparent gives way.
+        job_headers.update(tracing.outgoing_headers())
         # the job's headers win over payload headers of the same name, in any letter case
         reserved = {name.lower() for name in job_headers}
         headers = {k: v for k, v in request.headers.items() if k.lower() not in reserved}

@@ -75,6 +75,14 @@ def _text(raw: str) -> str:
     return raw.strip()
 
 
+def _http_url(raw: str) -> str:
+    value = raw.strip()
+    parts = urlsplit(value)
+    if value and (parts.scheme not in {"http", "https"} or not parts.hostname):
+        raise ValueError("must be an http:// or https:// URL, e.g. http://localhost:4318")
+    return value
+
+
 def _offset_reset(raw: str) -> str:
     value = raw.strip().lower()
     if value not in {"earliest", "latest", "none"}:
@@ -204,6 +212,13 @@ KEYS: tuple[Key, ...] = (
         _non_negative_int,
         "how often the scheduler and the workers prune old history; 0 = never",
     ),
+    Key(
+        "configs.tracing.otlp-endpoint",
+        None,
+        _http_url,
+        "OTLP/HTTP collector spans are exported to (/v1/traces appended); unset = tracing off",
+    ),
+    Key("configs.tracing.service-name", None, _text, "service.name of spans [jobexec-<process>]"),
     Key("configs.console.host", "127.0.0.1", _text, "address `jobexec console` binds"),
     Key("configs.console.port", "8080", _port, "port of `jobexec console`"),
     Key("secrets.console.username", None, _text, "console basic-auth user"),

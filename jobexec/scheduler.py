@@ -13,7 +13,7 @@ import time
 from confluent_kafka import KafkaError, Message, Producer
 from sqlalchemy.exc import SQLAlchemyError
 
-from jobexec import metrics
+from jobexec import metrics, tracing
 from jobexec.config import Settings
 from jobexec.db.store import Dispatch, JobStore
 from jobexec.events import JobEvent
@@ -41,6 +41,7 @@ class Scheduler:
         dispatch_due: bool = True,
         pruner: PruneLoop | None = None,
     ) -> None:
+        tracing.setup(settings, "scheduler")  # a span per dispatched run, when export is on
         self.pruner = pruner  # history retention, on its own thread
         self.dispatch_due = dispatch_due  # False: only sweep, beside the existing scheduler
         self.store = store
@@ -92,6 +93,7 @@ class Scheduler:
         if self.pruner is not None:
             self.pruner.stop()
         self.producer.flush(STOP_FLUSH_S)
+        tracing.shutdown()
         log.info(
             "scheduler stopped after dispatching %s runs",
             self.dispatched,
@@ -115,14 +117,15 @@ class Scheduler:
         for d in dispatches:
             event = JobEvent(d.job_id, d.attempt, d.scheduled_at)
             # The task rides along, so the bridge routes the run without a database read.
-            headers: list[tuple[str, str | bytes | None]] | None = (
-                [(TASK_HEADER, d.task.encode())] if d.task is not None else None
+            headers: list[tuple[str, str | bytes | None]] = (
+                [(TASK_HEADER, d.task.encode())] if d.task is not None else []
             )
+            headers += tracing.dispatch_headers(d.job_id, d.attempt)  # [] with tracing off
             self.producer.produce(
                 self.topic,
                 key=d.job_id.encode(),
                 value=event.to_json(),
-                headers=headers,
+                headers=headers or None,
                 on_delivery=self._delivered,
             )
             self.producer.poll(0)

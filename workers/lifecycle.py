@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from executors import JobRun, PermanentError, Registry, Stopped, TransientError
-from jobexec import metrics, outcomes
+from jobexec import metrics, outcomes, tracing
 from jobexec.cron import InvalidCron, next_fire_time
 from jobexec.db.states import JobType, RunStatus
 from jobexec.db.store import Job, JobStore
@@ -236,6 +236,8 @@ class _Try:
         self._outcome_taken = False
 
     def _fields(self, action: str, **more: Any) -> dict[str, Any]:
+        if "outcome" in more:  # every outcome is logged through here: the try's span notes it
+            tracing.try_outcome(more["outcome"], self.task)
         return _fields(self.job.job_id, self.attempt, action, run=self.run_id, **more)
 
     def run(self) -> RetryLater | HandBack | None:

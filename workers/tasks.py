@@ -16,6 +16,7 @@ from celery.signals import worker_process_init, worker_process_shutdown
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from executors import DuplicateExecutorError, ExecutorLoadError, load_registry
+from jobexec import tracing
 from jobexec.config import ConfigError, Settings
 from jobexec.db.engine import database_url, make_engine
 from jobexec.db.store import JobStore
@@ -26,7 +27,7 @@ from jobexec.retention import prune_step
 from workers.celeryconf import TASK_NAME
 from workers.concurrency import caps_from_settings
 from workers.lease import LeaseKeeper
-from workers.lifecycle import HandBack, Origin, RetryLater, WorkerContext, handle
+from workers.lifecycle import HandBack, Origin, Publish, RetryLater, WorkerContext, handle
 from workers.limits import TimeLimits
 from workers.pools import listen_for_hand_back
 from workers.rescue import rescue_step
@@ -101,6 +102,7 @@ def check_registry(settings: Settings) -> None:
 @worker_process_shutdown.connect  # type: ignore[untyped-decorator]
 def _close_executors(**_kwargs: Any) -> None:
     ctx = _contexts.pop(os.getpid(), None)
+    tracing.shutdown()  # the spans still batched, before the pool child exits
     if ctx is not None:
         ctx.registry.close()
         ctx.store.engine.dispose()
@@ -121,6 +123,11 @@ def context(settings: Settings) -> WorkerContext:
 
 
 def register(app: Celery, settings: Settings) -> None:
+    try:
+        tracing.setup(settings, "worker")  # a span per try, when export is on
+    except ConfigError as exc:
+        print(f"jobexec: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     app.steps["worker"].add(rescue_step(settings))  # tries of dead workers are taken over
     app.steps["worker"].add(prune_step(settings))  # history retention, also with no scheduler
 
@@ -167,7 +174,7 @@ def register(app: Celery, settings: Settings) -> None:
             ).apply_async()
 
         try:
-            retry = handle(ctx, event, worker, _origin(origin), publish)
+            retry = _traced_handle(ctx, event, worker, _origin(origin), publish, request)
         except (DataError, IntegrityError) as exc:
             # The database refuses these kwargs (out of range, too long): a retry cannot pass.
             reason = f"{type(exc).__name__}: {str(exc.orig).partition(chr(10))[0]}"
@@ -206,6 +213,26 @@ def register(app: Celery, settings: Settings) -> None:
                 countdown=retry.delay,
                 max_retries=None,
             )
+
+
+def _traced_handle(
+    ctx: WorkerContext,
+    event: JobEvent,
+    worker: str,
+    origin: Origin | None,
+    publish: Publish,
+    request: Any,
+) -> RetryLater | HandBack | None:
+    """`handle` inside the try's span, the child of the task's trace headers."""
+    trace = tracing.start_try(event.job_id, event.attempt, request)
+    error: BaseException | None = None
+    try:
+        return handle(ctx, event, worker, origin, publish)
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        tracing.end_try(trace, error)
 
 
 def _origin(raw: Any) -> Origin | None:
