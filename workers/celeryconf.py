@@ -65,8 +65,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_send_sent_event": True,
         "broker_connection_retry_on_startup": True,
         # SIGTERM (remapped to a cold shutdown by `jobexec worker`) lets running tasks finish for
-        # 6 s, then hands them back to the queue: the contract's 10 s stop, with a margin.
-        "worker_soft_shutdown_timeout": 6.0,
+        # 5 s, then tells them to hand themselves back (1 to 2 s): the 10 s stop, with a margin.
+        "worker_soft_shutdown_timeout": 5.0,
         "worker_enable_soft_shutdown_on_idle": True,
         "broker_transport_options": {
             # Redelivery of an unacked task must come well after its lease ran out, and after
