@@ -10,6 +10,7 @@ from celery import Celery
 
 from bridge.broker import QueueDepth
 from bridge.routing import Router
+from jobexec import metrics
 from jobexec.events import JobEvent
 from workers.celeryconf import TASK_NAME
 
@@ -73,7 +74,10 @@ class TaskPublisher:
 
     def queue_depth(self) -> int:
         """Messages waiting in the deepest of the queues the bridge fills (all priorities)."""
-        return max(self._depth.measure().values())
+        depths = self._depth.measure()
+        for queue, depth in depths.items():
+            metrics.QUEUE_DEPTH.labels(queue).set(depth)
+        return max(depths.values())
 
     def close(self) -> None:
         self._depth.close()

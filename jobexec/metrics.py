@@ -23,6 +23,12 @@ CONSUMER_LAG = Gauge(
     multiprocess_mode="max",
 )
 PAUSE_REASONS = ("broker_down", "backpressure")
+QUEUE_DEPTH = Gauge(
+    "jobexec_bridge_queue_depth",
+    "Messages waiting in each Celery queue the bridge fills, as last measured",
+    ["queue"],
+    multiprocess_mode="max",
+)
 PAUSED = Gauge(
     "jobexec_bridge_paused",
     "1 while the partitions are paused",

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import make_url
 
 from jobexec.db.engine import make_engine
@@ -337,6 +338,11 @@ def test_given_a_full_queue_then_the_bridge_pauses_near_the_limit_and_resumes_be
     assert bridge.bridge.stats.paused
     time.sleep(1.0)
     assert celery_broker.depth() == depth, "paused, yet still enqueueing"
+    # And the depth it paused on is exported for dashboards, per queue
+    exported = REGISTRY.get_sample_value(
+        "jobexec_bridge_queue_depth", {"queue": celery_broker.queue}
+    )
+    assert exported is not None and limit < exported <= limit + batch, exported
 
     # When a worker drains the queue below half, again and again
     drained: list[str] = []
