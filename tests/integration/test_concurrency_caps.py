@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
@@ -32,39 +31,6 @@ from workers.retry import RetryPolicy
 
 LEASE = timedelta(seconds=30)
 CAPS = {"noop": 2}
-
-
-@pytest.fixture(params=["postgresql", "sqlite"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The URL of a fresh, migrated job database of each kind."""
-    url = (
-        request.getfixturevalue("pg_url")
-        if request.param == "postgresql"
-        else f"sqlite:///{tmp_path / 'jobs.db'}"
-    )
-    engine = make_engine(make_url(url))
-    upgrade(engine)
-    engine.dispose()
-    return url
-
-
-@pytest.fixture
-def stores(database: str) -> Iterator[Callable[[], JobStore]]:
-    """`stores()` -> one more JobStore on the test's database, with its own engine: a worker."""
-    made: list[JobStore] = []
-
-    def make() -> JobStore:
-        made.append(JobStore(make_engine(make_url(database))))
-        return made[-1]
-
-    yield make
-    for store in made:
-        store.engine.dispose()
-
-
-@pytest.fixture
-def store(stores: Callable[[], JobStore]) -> JobStore:
-    return stores()
 
 
 def dispatched(store: JobStore, *job_ids: str, task: str = "noop") -> None:
