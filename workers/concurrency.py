@@ -10,8 +10,8 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Mapping
 
-from jobexec.config import ConfigError, Settings
-from workers.limits import config_source
+from jobexec.config import Settings
+from workers.limits import per_task_settings
 
 # A deferred try looks again after this many seconds, jittered so deferred tries spread out.
 DEFER_MIN_S = 1.0
@@ -26,21 +26,17 @@ def cap_key(task: str) -> str:
 def caps_from_settings(settings: Settings, tasks: Iterable[str]) -> Mapping[str, int]:
     """The caps set for these tasks (uncapped ones absent); ConfigError naming the key when
     one is not a positive whole number."""
-    caps: dict[str, int] = {}
-    for task in tasks:
-        key = cap_key(task)
-        raw = settings.lookup(key)
-        if raw is None:
-            continue
-        try:
-            cap = int(raw.strip())
-        except ValueError:
-            cap = 0
-        if cap <= 0:
-            problem = f"is invalid: {raw!r} (expected a positive whole number of tries)"
-            raise ConfigError(key, problem, config_source(settings, key)) from None
-        caps[task] = cap
-    return caps
+    return per_task_settings(settings, tasks, cap_key, _positive_tries)
+
+
+def _positive_tries(raw: str) -> int:
+    try:
+        cap = int(raw.strip())
+    except ValueError:
+        cap = 0
+    if cap <= 0:
+        raise ValueError("expected a positive whole number of tries")
+    return cap
 
 
 def defer_delay() -> float:

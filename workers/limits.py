@@ -8,15 +8,16 @@ payload value fails its job permanently.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from executors import PermanentError
 from jobexec.config import ConfigError, Settings, positive_seconds, relaxed_env_name
 
 GLOBAL_KEY = "configs.executors.max-run-seconds"
 PAYLOAD_FIELD = "max_run_seconds"
+T = TypeVar("T")
 
 
 def task_key(task: str) -> str:
@@ -44,17 +45,7 @@ class TimeLimits:
     @classmethod
     def from_settings(cls, settings: Settings, tasks: Iterable[str]) -> TimeLimits:
         """Read the limits for these tasks; ConfigError naming the key when one is bad."""
-        per_task: dict[str, float] = {}
-        for task in tasks:
-            key = task_key(task)
-            raw = settings.lookup(key)
-            if raw is None:
-                continue
-            try:
-                per_task[task] = positive_seconds(raw)
-            except ValueError as exc:
-                problem = f"is invalid: {raw!r} ({exc})"
-                raise ConfigError(key, problem, config_source(settings, key)) from None
+        per_task = per_task_settings(settings, tasks, task_key, positive_seconds)
         return cls(default=settings.get(GLOBAL_KEY), per_task=per_task)
 
     def for_run(self, task: str, payload: Mapping[str, Any]) -> float:
@@ -77,6 +68,28 @@ def payload_limit(value: Any) -> float:
     if not math.isfinite(seconds) or seconds <= 0:
         raise PermanentError(problem)
     return seconds
+
+
+def per_task_settings(
+    settings: Settings,
+    tasks: Iterable[str],
+    key_of: Callable[[str], str],
+    parse: Callable[[str], T],
+) -> dict[str, T]:
+    """The per-task values set for these tasks (unset ones absent), each parsed; ConfigError
+    naming the key and where it came from when `parse` raises ValueError."""
+    values: dict[str, T] = {}
+    for task in tasks:
+        key = key_of(task)
+        raw = settings.lookup(key)
+        if raw is None:
+            continue
+        try:
+            values[task] = parse(raw)
+        except ValueError as exc:
+            problem = f"is invalid: {raw!r} ({exc})"
+            raise ConfigError(key, problem, config_source(settings, key)) from None
+    return values
 
 
 def config_source(settings: Settings, key: str) -> str:
