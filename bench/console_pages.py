@@ -19,11 +19,11 @@ import psycopg
 from sqlalchemy import make_url
 from starlette.testclient import TestClient
 
-from jobexec.config import Settings
 from jobexec.console.app import create_app
-from jobexec.db.engine import make_engine
-from jobexec.db.migrate import upgrade
-from jobexec.db.store import JobStore
+from jobexec.core.config import Settings
+from jobexec.core.db.engine import make_engine
+from jobexec.core.db.migrate import upgrade
+from jobexec.core.db.store import JobStore
 
 SERVER = "postgres@127.0.0.1:5432"
 FILL = """

@@ -37,10 +37,10 @@ from confluent_kafka import (
 )
 from sqlalchemy import func, make_url, select
 
-from jobexec.config import relaxed_env_name
-from jobexec.db.engine import make_engine
-from jobexec.db.schema import job_runs, jobs
-from jobexec.db.store import JobStore
+from jobexec.core.config import relaxed_env_name
+from jobexec.core.db.engine import make_engine
+from jobexec.core.db.schema import job_runs, jobs
+from jobexec.core.db.store import JobStore
 from tests.support import postgres
 from tests.support.config_files import clean_environment
 from tests.support.kafka import TEST_SESSION_TIMEOUT_MS, KafkaTopics, TansuBroker

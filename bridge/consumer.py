@@ -23,13 +23,13 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from bridge.broker import BROKER_ERRORS
 from bridge.publisher import Enqueue, TaskPublisher
 from bridge.routing import Router, TaskLookupError, task_header
-from jobexec import metrics, tracing
-from jobexec.config import Settings
-from jobexec.deadletter import DeadLetter, DeadLetterError, DeadLetterWriter
-from jobexec.events import JobEvent, PoisonRecord
-from jobexec.health import Health
-from jobexec.kafka import Connectivity, client_config, dead_letter_producer
-from jobexec.routes import Routes
+from jobexec.core import metrics, tracing
+from jobexec.core.config import Settings
+from jobexec.core.deadletter import DeadLetter, DeadLetterError, DeadLetterWriter
+from jobexec.core.events import JobEvent, PoisonRecord
+from jobexec.core.health import Health
+from jobexec.core.kafka import Connectivity, client_config, dead_letter_producer
+from jobexec.core.routes import Routes
 from workers.celeryconf import create_app
 
 log = logging.getLogger("jobexec.bridge")
@@ -397,8 +397,8 @@ def _router(settings: Settings) -> Router:
     routes = Routes.from_settings(settings)
     if not routes.by_task or not settings.get("configs.jobDb.url"):
         return Router(routes, lookup=None)
-    from jobexec.db.engine import database_url, make_engine
-    from jobexec.db.store import JobStore
+    from jobexec.core.db.engine import database_url, make_engine
+    from jobexec.core.db.store import JobStore
 
     return Router(routes, JobStore(make_engine(database_url(settings))).tasks_of)
 

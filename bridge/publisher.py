@@ -10,8 +10,8 @@ from celery import Celery
 
 from bridge.broker import QueueDepth
 from bridge.routing import Router
-from jobexec import metrics
-from jobexec.events import JobEvent
+from jobexec.core import metrics
+from jobexec.core.events import JobEvent
 from workers.celeryconf import TASK_NAME
 
 

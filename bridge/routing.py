@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from confluent_kafka import Message
 from sqlalchemy.exc import SQLAlchemyError
 
-from jobexec.routes import TASK_HEADER, Routes
+from jobexec.core.routes import TASK_HEADER, Routes
 
 log = logging.getLogger("jobexec.bridge")
 

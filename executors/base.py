@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from jobexec.config import Settings
+from jobexec.core.config import Settings
 
 
 @dataclass(frozen=True)

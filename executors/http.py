@@ -31,8 +31,8 @@ from executors.http_network import (
     bounded_call,
     system_resolver,
 )
-from jobexec import tracing
-from jobexec.config import ConfigError, Settings
+from jobexec.core import tracing
+from jobexec.core.config import ConfigError, Settings
 
 DEFAULT_METHOD = "POST"
 DEFAULT_TIMEOUT_SECONDS = 10.0

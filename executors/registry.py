@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from importlib.metadata import EntryPoint, entry_points
 
 from executors.base import Executor, JobRun
-from jobexec.config import Settings
+from jobexec.core.config import Settings
 
 ENTRY_POINT_GROUP = "jobexec.executors"
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from executors.base import Executor, ExecutorError, JobRun, PermanentError, TransientError
 from executors.http import job_id_header
-from jobexec.config import ConfigError, Settings
+from jobexec.core.config import ConfigError, Settings
 
 SMTP_TIMEOUT_SECONDS = 30
 TLS_KEY = "configs.smtp.tls"

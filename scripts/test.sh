@@ -50,6 +50,9 @@ stage "ruff format --check"
 stage "mypy"
 .venv/bin/mypy
 
+stage "lint-imports (the layers in pyproject.toml)"
+.venv/bin/lint-imports
+
 stage "pytest"
 # pytest's exit status stands, 5 (no tests collected) included.
 exec .venv/bin/pytest tests/unit tests/fuzz tests/integration tests/e2e tests/chaos "$@"

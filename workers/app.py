@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jobexec.config import Settings, settings_or_exit
+from jobexec.core.config import Settings, settings_or_exit
 from workers import pools
 from workers.celeryconf import create_app
 from workers.tasks import check_registry, register

@@ -7,8 +7,8 @@ from typing import Any
 from celery import Celery
 from kombu.transport import resolve_transport
 
-from jobexec.celery_properties import apply_celery_properties
-from jobexec.config import ConfigError, Settings
+from jobexec.core.celery_properties import apply_celery_properties
+from jobexec.core.config import ConfigError, Settings
 
 TASK_NAME = "jobexec.execute_job"
 _BROKER_URL_KEY = "configs.celery.broker-url"

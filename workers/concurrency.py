@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Mapping
 
-from jobexec.config import Settings
+from jobexec.core.config import Settings
 from workers.limits import per_task_settings
 
 # A deferred try looks again after this many seconds, jittered so deferred tries spread out.

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
-from jobexec.db.store import JobStore
+from jobexec.core.db.store import JobStore
 
 log = logging.getLogger(__name__)
 

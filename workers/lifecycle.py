@@ -20,12 +20,12 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from executors import JobRun, PermanentError, Registry, Stopped, TransientError
-from jobexec import metrics, outcomes, tracing
-from jobexec.cron import InvalidCron, next_fire_time
-from jobexec.db.states import JobType, RunStatus
-from jobexec.db.store import Job, JobStore
-from jobexec.deadletter import DeadLetterError, DeadLetterWriter
-from jobexec.events import JobEvent
+from jobexec.core import metrics, outcomes, tracing
+from jobexec.core.cron import InvalidCron, next_fire_time
+from jobexec.core.db.states import JobType, RunStatus
+from jobexec.core.db.store import Job, JobStore
+from jobexec.core.deadletter import DeadLetterError, DeadLetterWriter
+from jobexec.core.events import JobEvent
 from workers.concurrency import defer_delay
 from workers.lease import HeldRun, LeaseKeeper
 from workers.limits import TimeLimits, limit_reason

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from executors import PermanentError
-from jobexec.config import ConfigError, Settings, positive_seconds, relaxed_env_name
+from jobexec.core.config import ConfigError, Settings, positive_seconds, relaxed_env_name
 
 GLOBAL_KEY = "configs.executors.max-run-seconds"
 PAYLOAD_FIELD = "max_run_seconds"

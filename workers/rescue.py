@@ -21,14 +21,14 @@ from typing import Any
 from celery import Celery, bootsteps
 
 from bridge.publisher import Enqueue
-from jobexec.config import Settings, mask_url_password
-from jobexec.db.engine import database_url, make_engine
-from jobexec.db.store import Dispatch, JobStore
-from jobexec.deadletter import DeadLetterWriter
-from jobexec.events import JobEvent
-from jobexec.kafka import reliable_producer
-from jobexec.routes import Routes
-from jobexec.sweeper import settle_exhausted
+from jobexec.core.config import Settings, mask_url_password
+from jobexec.core.db.engine import database_url, make_engine
+from jobexec.core.db.store import Dispatch, JobStore
+from jobexec.core.deadletter import DeadLetterWriter
+from jobexec.core.events import JobEvent
+from jobexec.core.exhaustion import settle_exhausted
+from jobexec.core.kafka import reliable_producer
+from jobexec.core.routes import Routes
 from workers.celeryconf import TASK_NAME
 
 log = logging.getLogger("jobexec.rescue")

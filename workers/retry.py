@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from jobexec.config import Settings
+from jobexec.core.config import Settings
 
 
 @dataclass(frozen=True)

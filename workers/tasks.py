@@ -16,14 +16,14 @@ from celery.signals import worker_process_init, worker_process_shutdown
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from executors import DuplicateExecutorError, ExecutorLoadError, load_registry
-from jobexec import tracing
-from jobexec.config import ConfigError, Settings
-from jobexec.db.engine import database_url, make_engine
-from jobexec.db.store import JobStore
-from jobexec.deadletter import DeadLetterWriter
-from jobexec.events import JobEvent, PoisonRecord
-from jobexec.kafka import reliable_producer
-from jobexec.retention import prune_step
+from jobexec.core import tracing
+from jobexec.core.config import ConfigError, Settings
+from jobexec.core.db.engine import database_url, make_engine
+from jobexec.core.db.store import JobStore
+from jobexec.core.deadletter import DeadLetterWriter
+from jobexec.core.events import JobEvent, PoisonRecord
+from jobexec.core.kafka import reliable_producer
+from jobexec.core.retention import prune_step
 from workers.celeryconf import TASK_NAME
 from workers.concurrency import caps_from_settings
 from workers.lease import LeaseKeeper

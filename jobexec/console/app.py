@@ -28,9 +28,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from jobexec.commands import CommandError
-from jobexec.commands.dlq import DLT_HEADERS, DltRecord, _DltReader
-from jobexec.config import ConfigError, Settings
+from jobexec.cli.commands import CommandError
+from jobexec.cli.commands.dlq import DLT_HEADERS, DltRecord, _DltReader
 from jobexec.console import operations
 from jobexec.console.guard import (
     CSRF_FIELD,
@@ -41,11 +40,12 @@ from jobexec.console.guard import (
     csrf_token,
     set_csrf_cookie,
 )
-from jobexec.db.admin import JobAdmin
-from jobexec.db.browse import Cursor, JobBrowser, JobFilter, parse_statuses
-from jobexec.db.states import JobStatus, JobType
-from jobexec.db.store import JobStore
-from jobexec.masking import mask_text, mask_value
+from jobexec.core.config import ConfigError, Settings
+from jobexec.core.db.admin import JobAdmin
+from jobexec.core.db.browse import Cursor, JobBrowser, JobFilter, parse_statuses
+from jobexec.core.db.states import JobStatus, JobType
+from jobexec.core.db.store import JobStore
+from jobexec.core.masking import mask_text, mask_value
 
 log = logging.getLogger("jobexec.console")
 
@@ -254,7 +254,7 @@ def serve(settings: Settings) -> int:
     """Run the console with uvicorn until SIGTERM or SIGINT."""
     import uvicorn
 
-    from jobexec.db.engine import database_url, make_engine
+    from jobexec.core.db.engine import database_url, make_engine
 
     store = JobStore(make_engine(database_url(settings)))
     app = create_app(settings, store)

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from jobexec.commands import dlq, jobs
-from jobexec.config import ConfigError
+from jobexec.cli.commands import dlq, jobs
+from jobexec.core.config import ConfigError
 
 # The commands print their outcome: one action at a time owns stdout and stderr.
 _OUTPUT = threading.Lock()

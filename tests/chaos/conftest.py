@@ -27,8 +27,8 @@ import pytest
 from confluent_kafka import KafkaError, Message, Producer
 from sqlalchemy import make_url, text
 
-from jobexec.db.engine import make_engine
-from jobexec.db.store import JobStore
+from jobexec.core.db.engine import make_engine
+from jobexec.core.db.store import JobStore
 from tests.chaos.faults import TEST_APPLICATION_NAME, PrivateRedis, TcpProxy, locate_messages
 from tests.e2e.conftest import Stack, http_payload
 from tests.support.config_files import ConfigFiles

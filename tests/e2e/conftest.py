@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from sqlalchemy import make_url
 
-from jobexec.db.engine import make_engine
-from jobexec.db.store import JobStore
+from jobexec.core.db.engine import make_engine
+from jobexec.core.db.store import JobStore
 from tests.support.config_files import ConfigFiles
 from tests.support.http_recorder import HttpRecorder
 from tests.support.kafka import KafkaTopics

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobexec.cli import parser
+from jobexec.cli.main import parser
 from tests.support.config_files import clean_environment
 from tests.support.processes import Cli
 

@@ -18,7 +18,7 @@ from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwrig
 from sqlalchemy import select
 
 from jobexec.console import operations
-from jobexec.db.schema import dlq_replays
+from jobexec.core.db.schema import dlq_replays
 from tests.e2e.conftest import Stack, http_payload
 from tests.support.network import free_port
 

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, select
 
-from jobexec.db.admin import dlq_replays
-from jobexec.db.schema import job_runs
-from jobexec.deadletter import DeadLetter
-from jobexec.events import JobEvent
-from jobexec.outcomes import EXHAUSTED_FQCN, exhaustion_reason
+from jobexec.core.db.admin import dlq_replays
+from jobexec.core.db.schema import job_runs
+from jobexec.core.deadletter import DeadLetter
+from jobexec.core.events import JobEvent
+from jobexec.core.outcomes import EXHAUSTED_FQCN, exhaustion_reason
 from tests.e2e.conftest import Stack, db_now
 
 DLT_HEADERS = (

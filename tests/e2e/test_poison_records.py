@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from jobexec.config import Settings
+from jobexec.core.config import Settings
 from tests.e2e.conftest import Stack, http_payload
 from tests.support.waiting import wait_until
 from workers.celeryconf import TASK_NAME, create_app

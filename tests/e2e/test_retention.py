@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, insert, select
 
-from jobexec.db.schema import job_runs, jobs
+from jobexec.core.db.schema import job_runs, jobs
 from tests.e2e.conftest import Stack
 from tests.support.waiting import wait_until
 

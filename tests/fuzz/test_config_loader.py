@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobexec.config import KEYS, ConfigError, Settings
+from jobexec.core.config import KEYS, ConfigError, Settings
 
 BOUNDED = settings(max_examples=200, deadline=None)
 

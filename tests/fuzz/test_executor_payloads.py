@@ -16,7 +16,7 @@ from executors import JobRun, PermanentError
 from executors.http import MAX_TIMEOUT_SECONDS, METHODS, HttpExecutor, HttpRequest
 from executors.http_guard import AllowList, HostEntry
 from executors.send_email import Email
-from jobexec.config import Settings
+from jobexec.core.config import Settings
 
 # 200 examples a property in the test command; JOBEXEC_FUZZ_EXAMPLES=5000 for a deeper run.
 BOUNDED = settings(

@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobexec.events import MAX_ATTEMPT, MAX_JOB_ID_CHARS, JobEvent, PoisonRecord
+from jobexec.core.events import MAX_ATTEMPT, MAX_JOB_ID_CHARS, JobEvent, PoisonRecord
 
 BOUNDED = settings(max_examples=200, deadline=None)
 

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobexec.events import JobEvent, PoisonRecord
+from jobexec.core.events import JobEvent, PoisonRecord
 
 BOUNDED = settings(max_examples=200, deadline=None)
 JAVA_INT_MAX = 2**31 - 1

@@ -17,8 +17,8 @@ from urllib.parse import quote
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobexec.config import Settings
-from jobexec.masking import SECRET_PARAMS, SECRET_WORDS, mask_text, mask_url, mask_value
+from jobexec.core.config import Settings
+from jobexec.core.masking import SECRET_PARAMS, SECRET_WORDS, mask_text, mask_url, mask_value
 from tests.support.config_files import render_properties
 
 BOUNDED = settings(max_examples=200, deadline=None)

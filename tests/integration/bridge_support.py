@@ -23,7 +23,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Pro
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
 from bridge.consumer import Bridge
-from jobexec.config import Settings, relaxed_env_name
+from jobexec.core.config import Settings, relaxed_env_name
 from tests.support.kafka import TEST_PRODUCER_MAX_MESSAGE_BYTES
 from tests.support.network import free_port
 from tests.support.redis_queue import PRIORITY_SEPARATOR

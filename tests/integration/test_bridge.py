@@ -17,9 +17,9 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import make_url
 
-from jobexec.db.engine import make_engine
-from jobexec.db.migrate import upgrade
-from jobexec.db.store import JobStore
+from jobexec.core.db.engine import make_engine
+from jobexec.core.db.migrate import upgrade
+from jobexec.core.db.store import JobStore
 from tests.integration.bridge_support import (
     BulkProducer,
     PrivateRedis,

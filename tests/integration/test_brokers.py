@@ -13,9 +13,9 @@ import redis
 
 from bridge.publisher import Enqueue, TaskPublisher
 from bridge.routing import Router
-from jobexec.config import Settings
-from jobexec.events import JobEvent
-from jobexec.routes import Routes
+from jobexec.core.config import Settings
+from jobexec.core.events import JobEvent
+from jobexec.core.routes import Routes
 from tests.integration.bridge_support import (
     PrivateRedis,
     environment,

@@ -17,13 +17,13 @@ from sqlalchemy import inspect, make_url, text, update
 
 from executors import Registry
 from executors.noop import NoopExecutor
-from jobexec.config import Settings
-from jobexec.db.engine import make_engine
-from jobexec.db.migrate import upgrade
-from jobexec.db.schema import job_runs, jobs
-from jobexec.db.states import RunStatus
-from jobexec.db.store import Claim, Job, JobStore
-from jobexec.events import JobEvent
+from jobexec.core.config import Settings
+from jobexec.core.db.engine import make_engine
+from jobexec.core.db.migrate import upgrade
+from jobexec.core.db.schema import job_runs, jobs
+from jobexec.core.db.states import RunStatus
+from jobexec.core.db.store import Claim, Job, JobStore
+from jobexec.core.events import JobEvent
 from workers.concurrency import DEFER_MAX_S, DEFER_MIN_S
 from workers.lease import LeaseKeeper
 from workers.lifecycle import RetryLater, WorkerContext, handle

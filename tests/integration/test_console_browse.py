@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from sqlalchemy import make_url, select
 
-from jobexec.db.browse import Cursor, JobBrowser, JobFilter
-from jobexec.db.engine import make_engine
-from jobexec.db.migrate import upgrade
-from jobexec.db.schema import jobs
-from jobexec.db.store import JobStore
+from jobexec.core.db.browse import Cursor, JobBrowser, JobFilter
+from jobexec.core.db.engine import make_engine
+from jobexec.core.db.migrate import upgrade
+from jobexec.core.db.schema import jobs
+from jobexec.core.db.store import JobStore
 
 STATUSES = ("SCHEDULED", "COMPLETED", "FAILED", "PAUSED")
 TASKS = ("http", "noop", "sleep")

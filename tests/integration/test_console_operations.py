@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import make_url
 
 from jobexec.console import operations
-from jobexec.db.engine import make_engine
-from jobexec.db.migrate import upgrade
-from jobexec.db.store import JobStore
+from jobexec.core.db.engine import make_engine
+from jobexec.core.db.migrate import upgrade
+from jobexec.core.db.store import JobStore
 from tests.support.config_files import ConfigFiles
 
 

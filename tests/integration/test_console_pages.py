@@ -13,12 +13,12 @@ import pytest
 from sqlalchemy import insert, make_url
 from starlette.testclient import TestClient
 
-from jobexec.config import Settings
 from jobexec.console.app import PAGE_SIZE, create_app
-from jobexec.db.engine import make_engine
-from jobexec.db.migrate import upgrade
-from jobexec.db.schema import job_runs
-from jobexec.db.store import JobStore
+from jobexec.core.config import Settings
+from jobexec.core.db.engine import make_engine
+from jobexec.core.db.migrate import upgrade
+from jobexec.core.db.schema import job_runs
+from jobexec.core.db.store import JobStore
 
 AUTH = {"Authorization": "Basic b3BzOnMzY3JldA=="}  # ops:s3cret
 LEAKY = "POST http://svc:hunter2@api.test/hook answered HTTP 500"

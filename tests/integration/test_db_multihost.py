@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import make_url, text
 
-from jobexec.config import Settings
-from jobexec.db.engine import database_url, make_engine
+from jobexec.core.config import Settings
+from jobexec.core.db.engine import database_url, make_engine
 from tests.support.network import free_port
 
 

@@ -16,14 +16,14 @@ import pytest
 from sqlalchemy import make_url, update
 
 from executors import Executor, JobRun, PermanentError, Registry, Stopped, TransientError
-from jobexec.config import Settings
-from jobexec.db.engine import make_engine
-from jobexec.db.migrate import upgrade
-from jobexec.db.schema import job_runs, jobs
-from jobexec.db.store import JobStore
-from jobexec.deadletter import DeadLetterWriter
-from jobexec.events import JobEvent
-from jobexec.kafka import reliable_producer
+from jobexec.core.config import Settings
+from jobexec.core.db.engine import make_engine
+from jobexec.core.db.migrate import upgrade
+from jobexec.core.db.schema import job_runs, jobs
+from jobexec.core.db.store import JobStore
+from jobexec.core.deadletter import DeadLetterWriter
+from jobexec.core.events import JobEvent
+from jobexec.core.kafka import reliable_producer
 from tests.support.kafka import KafkaTopics
 from tests.support.waiting import wait_until
 from workers.lease import LeaseKeeper

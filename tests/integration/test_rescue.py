@@ -14,14 +14,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import make_url, update
 
-from jobexec.config import Settings
-from jobexec.db.engine import make_engine
-from jobexec.db.migrate import upgrade
-from jobexec.db.schema import job_runs, jobs
-from jobexec.db.store import Dispatch, JobStore
-from jobexec.deadletter import DeadLetterWriter
-from jobexec.kafka import reliable_producer
-from jobexec.sweeper import Sweeper
+from jobexec.core.config import Settings
+from jobexec.core.db.engine import make_engine
+from jobexec.core.db.migrate import upgrade
+from jobexec.core.db.schema import job_runs, jobs
+from jobexec.core.db.store import Dispatch, JobStore
+from jobexec.core.deadletter import DeadLetterWriter
+from jobexec.core.kafka import reliable_producer
+from scheduling.sweeper import Sweeper
 from tests.support.kafka import KafkaTopics
 from workers.rescue import Rescuer
 

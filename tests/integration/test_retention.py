@@ -12,11 +12,11 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import event, func, insert, make_url, select
 
-from jobexec.db.engine import make_engine
-from jobexec.db.migrate import upgrade
-from jobexec.db.schema import dlq_replays, job_runs, jobs
-from jobexec.db.store import JobStore
-from jobexec.retention import Pruner, Retention
+from jobexec.core.db.engine import make_engine
+from jobexec.core.db.migrate import upgrade
+from jobexec.core.db.schema import dlq_replays, job_runs, jobs
+from jobexec.core.db.store import JobStore
+from jobexec.core.retention import Pruner, Retention
 
 KEEP = timedelta(days=30)
 

@@ -17,14 +17,14 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, make_url, select
 
-from jobexec.config import Settings
-from jobexec.db.engine import make_engine
-from jobexec.db.migrate import upgrade
-from jobexec.db.schema import jobs
-from jobexec.db.store import JobStore
-from jobexec.events import parse_scheduled_at
-from jobexec.kafka import reliable_producer
-from jobexec.scheduler import Scheduler
+from jobexec.core.config import Settings
+from jobexec.core.db.engine import make_engine
+from jobexec.core.db.migrate import upgrade
+from jobexec.core.db.schema import jobs
+from jobexec.core.db.store import JobStore
+from jobexec.core.events import parse_scheduled_at
+from jobexec.core.kafka import reliable_producer
+from scheduling.scheduler import Scheduler
 from tests.integration.bridge_support import RawRecord, environment, read_records
 from tests.support.kafka import KafkaTopics
 from tests.support.waiting import wait_until

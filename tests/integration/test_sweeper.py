@@ -9,15 +9,15 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import make_url, update
 
-from jobexec.config import Settings
-from jobexec.db.engine import make_engine
-from jobexec.db.migrate import upgrade
-from jobexec.db.schema import job_runs, jobs
-from jobexec.db.store import JobStore
-from jobexec.deadletter import DeadLetterWriter
-from jobexec.kafka import reliable_producer
-from jobexec.scheduler import Scheduler
-from jobexec.sweeper import Sweeper
+from jobexec.core.config import Settings
+from jobexec.core.db.engine import make_engine
+from jobexec.core.db.migrate import upgrade
+from jobexec.core.db.schema import job_runs, jobs
+from jobexec.core.db.store import JobStore
+from jobexec.core.deadletter import DeadLetterWriter
+from jobexec.core.kafka import reliable_producer
+from scheduling.scheduler import Scheduler
+from scheduling.sweeper import Sweeper
 from tests.support.kafka import KafkaTopics
 
 

@@ -15,9 +15,9 @@ from confluent_kafka import TopicPartition
 
 from bridge.consumer import Bridge, _Record
 from bridge.publisher import Enqueue
-from jobexec.config import Settings
-from jobexec.deadletter import DeadLetter
-from jobexec.events import JobEvent
+from jobexec.core.config import Settings
+from jobexec.core.deadletter import DeadLetter
+from jobexec.core.events import JobEvent
 
 
 @dataclass

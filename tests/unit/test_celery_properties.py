@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from jobexec.config import ConfigError, Settings
+from jobexec.core.config import ConfigError, Settings
 from workers.celeryconf import celery_config
 
 

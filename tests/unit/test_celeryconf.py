@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobexec.config import ConfigError, Settings
+from jobexec.core.config import ConfigError, Settings
 from workers.celeryconf import celery_config
 
 

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from jobexec import cli
+from jobexec.cli import main as cli
 
 
 def test_ctrl_c_in_a_short_command_exits_130_in_one_line_without_a_traceback(

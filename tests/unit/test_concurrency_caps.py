@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobexec.config import ConfigError, Settings
+from jobexec.core.config import ConfigError, Settings
 from workers.concurrency import DEFER_MAX_S, DEFER_MIN_S, caps_from_settings, defer_delay
 
 

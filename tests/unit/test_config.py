@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from jobexec import config
-from jobexec.config import ConfigError, Key, Settings, relaxed_env_name, settings_or_exit
+from jobexec.core import config
+from jobexec.core.config import ConfigError, Key, Settings, relaxed_env_name, settings_or_exit
 
 
 def write_properties(path: Path, props: Mapping[str, str]) -> Path:

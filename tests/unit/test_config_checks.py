@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from jobexec.config import ConfigError, Settings
-from jobexec.db.engine import database_url
+from jobexec.core.config import ConfigError, Settings
+from jobexec.core.db.engine import database_url
 
 
 @pytest.mark.parametrize(

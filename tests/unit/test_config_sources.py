@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from jobexec.config import ConfigError, Settings
+from jobexec.core.config import ConfigError, Settings
 
 
 def load(tmp_path: Path, text: str, name: str = "application.properties", **env: str) -> Settings:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from jobexec.cron import InvalidCron, next_fire_time, validate
+from jobexec.core.cron import InvalidCron, next_fire_time, validate
 
 NOON = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)  # a Wednesday
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from jobexec.config import ConfigError, Settings
-from jobexec.db.engine import database_url, make_engine, masked
+from jobexec.core.config import ConfigError, Settings
+from jobexec.core.db.engine import database_url, make_engine, masked
 
 
 def settings(url: str, **extra: str) -> Settings:

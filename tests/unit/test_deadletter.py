@@ -9,7 +9,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 
-from jobexec.deadletter import ORIGINAL_SIZE_HEADER, DeadLetter, DeadLetterWriter
+from jobexec.core.deadletter import ORIGINAL_SIZE_HEADER, DeadLetter, DeadLetterWriter
 
 Callback = Callable[[KafkaError | None, Any], None]
 

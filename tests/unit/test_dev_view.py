@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert, make_url
 
-from jobexec.db.engine import make_engine
-from jobexec.db.migrate import upgrade
-from jobexec.db.schema import job_runs
-from jobexec.db.store import JobStore
-from jobexec.dev_view import RUNS_SHOWN, View
+from jobexec.cli.dev_view import RUNS_SHOWN, View
+from jobexec.core.db.engine import make_engine
+from jobexec.core.db.migrate import upgrade
+from jobexec.core.db.schema import job_runs
+from jobexec.core.db.store import JobStore
 
 HEADER = ["jobexec dev: working folder /x", "  Flower http://127.0.0.1:1/"]
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from jobexec.events import MAX_JSON_DEPTH, JobEvent, PoisonRecord, parse_scheduled_at
+from jobexec.core.events import MAX_JSON_DEPTH, JobEvent, PoisonRecord, parse_scheduled_at
 
 # 1764380000.123 s after the epoch.
 INSTANT = datetime(2025, 11, 29, 1, 33, 20, 123000, tzinfo=UTC)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from jobexec.cli import parser
-from jobexec.commands import EXIT_BAD_INPUT, CommandError
-from jobexec.commands.dlq import parse_position
-from jobexec.commands.jobs import build_job, parse_at, parse_choices, parse_payload
+from jobexec.cli.commands import EXIT_BAD_INPUT, CommandError
+from jobexec.cli.commands.dlq import parse_position
+from jobexec.cli.commands.jobs import build_job, parse_at, parse_choices, parse_payload
+from jobexec.cli.main import parser
 
 NOW = datetime(2030, 5, 6, 7, 8, 9, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, cast
 
-from jobexec.db.store import JobStore
+from jobexec.core.db.store import JobStore
 from tests.support.waiting import wait_until
 from workers.lease import HeldRun, LeaseKeeper
 

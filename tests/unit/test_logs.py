@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from jobexec import logs
+from jobexec.core import logs
 
 NOISY = ("kafka", "urllib3", "httpx", "httpcore", "alembic")
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from jobexec import logs
-from jobexec.config import Settings
-from jobexec.masking import MASK, is_secret_key, mask_text, mask_url, mask_value
-from jobexec.printable import printable
+from jobexec.core import logs
+from jobexec.core.config import Settings
+from jobexec.core.masking import MASK, is_secret_key, mask_text, mask_url, mask_value
+from jobexec.core.printable import printable
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from typing import Any, cast
 
 import pytest
 
-from jobexec.db.store import Dispatch, Job, JobStore
+from jobexec.core.db.store import Dispatch, Job, JobStore
 from workers.rescue import Rescuer
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from jobexec.config import Settings
+from jobexec.core.config import Settings
 from workers import retry
 from workers.retry import RetryPolicy
 

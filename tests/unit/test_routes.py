@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from bridge.routing import Router, TaskLookupError
-from jobexec.cli import _names_queues
-from jobexec.config import ConfigError, Settings
-from jobexec.routes import Routes
+from jobexec.cli.main import _names_queues
+from jobexec.core.config import ConfigError, Settings
+from jobexec.core.routes import Routes
 
 
 def _routes(tmp_path: Path, props: Mapping[str, str], **environ: str) -> Routes:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from executors import PermanentError
-from jobexec.config import ConfigError, Settings
+from jobexec.core.config import ConfigError, Settings
 from workers.limits import TimeLimits, limit_reason
 
 

@@ -15,9 +15,9 @@ from opentelemetry.trace import SpanKind
 
 from executors import JobRun
 from executors.http import HttpExecutor, HttpRequest
-from jobexec import tracing
-from jobexec.config import ConfigError, Settings
-from jobexec.tracing_sdk import Tracing, traces_url
+from jobexec.core import tracing
+from jobexec.core.config import ConfigError, Settings
+from jobexec.core.tracing_sdk import Tracing, traces_url
 
 INCOMING = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -168,10 +168,10 @@ def test_given_an_endpoint_when_resolved_then_the_traces_path_is_added_once(
 def test_given_an_endpoint_without_the_sdk_when_set_up_then_the_error_names_key_and_extra(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import jobexec
+    import jobexec.core
 
-    monkeypatch.delattr(jobexec, "tracing_sdk")
-    monkeypatch.setitem(sys.modules, "jobexec.tracing_sdk", None)  # as if not installed
+    monkeypatch.delattr(jobexec.core, "tracing_sdk")
+    monkeypatch.setitem(sys.modules, "jobexec.core.tracing_sdk", None)  # as if not installed
     settings = Settings.load({"CONFIGS_TRACING_OTLPENDPOINT": "http://127.0.0.1:4318"})
 
     with pytest.raises(ConfigError, match=r"otlp-endpoint.*jobexec\[tracing\]"):

@@ -15,7 +15,7 @@ from aiosmtpd.controller import Controller
 
 from executors.http import HttpExecutor
 from executors.send_email import SendEmailExecutor
-from jobexec.config import Settings
+from jobexec.core.config import Settings
 from tests.integration.executors.local_servers import (
     Authenticator,
     CollectingHandler,

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from jobexec.config import Settings
+from jobexec.core.config import Settings
 
 SMTP_USER = "mailer"
 SMTP_PASSWORD = "s3cret-Passw0rd"

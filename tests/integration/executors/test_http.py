@@ -14,7 +14,7 @@ import pytest
 
 from executors import JobRun, PermanentError, Stopped, TransientError
 from executors.http import HttpExecutor
-from jobexec.config import Settings
+from jobexec.core.config import Settings
 from tests.integration.executors.local_servers import Reply, ScriptedHttpServer
 
 

@@ -20,7 +20,7 @@ import json, sys, time
 import gevent
 from executors import JobRun, Stopped, TransientError
 from executors.http import HttpExecutor
-from jobexec.config import Settings
+from jobexec.core.config import Settings
 
 trickle_url, slow_url = sys.argv[1], sys.argv[2]
 executor = HttpExecutor(Settings.load({}))

@@ -8,7 +8,7 @@ import pytest
 
 from executors import JobRun, PermanentError, TransientError
 from executors.send_email import SendEmailExecutor
-from jobexec.config import ConfigError, Settings
+from jobexec.core.config import ConfigError, Settings
 from tests.integration.executors.local_servers import SMTP_PASSWORD, SMTP_USER, SmtpServer
 
 

@@ -19,7 +19,7 @@ from executors import (
 from executors.http import HttpExecutor
 from executors.noop import NoopExecutor
 from executors.sleep import SleepExecutor
-from jobexec.config import Settings
+from jobexec.core.config import Settings
 
 SETTINGS = Settings.load({})
 GROUP = "jobexec.executors"

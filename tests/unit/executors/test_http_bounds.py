@@ -12,7 +12,7 @@ import pytest
 
 from executors import JobRun, Stopped, TransientError
 from executors.http import HttpExecutor
-from jobexec.config import Settings
+from jobexec.core.config import Settings
 
 
 class HangingResolver:

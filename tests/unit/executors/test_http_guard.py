@@ -11,7 +11,7 @@ import pytest
 from executors import JobRun, PermanentError
 from executors.http import HttpExecutor
 from executors.http_guard import AddressRefused, AllowList, HostEntry, normalise_host
-from jobexec.config import ConfigError, Settings
+from jobexec.core.config import ConfigError, Settings
 
 
 @pytest.mark.parametrize(

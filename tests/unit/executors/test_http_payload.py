@@ -9,7 +9,7 @@ import pytest
 
 from executors import JobRun, PermanentError
 from executors.http import HttpExecutor, HttpRequest, job_id_header, retry_after_seconds
-from jobexec.config import Settings
+from jobexec.core.config import Settings
 
 
 def request_of(**payload: Any) -> HttpRequest:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from executors.send_email import SendEmailExecutor
-from jobexec.config import ConfigError, Settings
+from jobexec.core.config import ConfigError, Settings
 
 
 @pytest.mark.parametrize(

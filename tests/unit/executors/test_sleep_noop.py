@@ -11,7 +11,7 @@ import pytest
 from executors import JobRun, PermanentError, Stopped
 from executors.noop import NoopExecutor
 from executors.sleep import SleepExecutor
-from jobexec.config import Settings
+from jobexec.core.config import Settings
 
 SETTINGS = Settings.load({})
 
