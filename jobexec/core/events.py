@@ -25,6 +25,15 @@ _AS_SQUARE = bytes.maketrans(b"{}", b"[]")
 _NOT_A_BRACKET = bytes(set(range(256)) - set(b"[]{}"))
 
 
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a record sits in Kafka: what the bridge commits and what a dead letter names."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
 class PoisonRecord(ValueError):
     """The record is not a JobEvent; it belongs on the dead-letter topic."""
 
