@@ -65,8 +65,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_send_sent_event": True,
         "broker_connection_retry_on_startup": True,
         # SIGTERM (remapped to a cold shutdown by `jobexec worker`) lets running tasks finish for
-        # 5 s, then tells them to hand themselves back (1 to 2 s): the 10 s stop, with a margin.
-        "worker_soft_shutdown_timeout": 5.0,
+        # 3 s, then tells them to hand themselves back (1 to 2 s): the 10 s stop, with a margin
+        # for the pool and bootsteps to stop on a loaded machine (workers/stop_deadline.py).
+        "worker_soft_shutdown_timeout": 3.0,
         "worker_enable_soft_shutdown_on_idle": True,
         "broker_transport_options": {
             # Redelivery of an unacked task must come well after its lease ran out, and after
