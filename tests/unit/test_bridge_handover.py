@@ -176,4 +176,4 @@ def test_an_unexpected_exception_while_translating_dead_letters_the_record(
     assert isinstance(record.action, DeadLetter)
     assert record.action.exception_fqcn == "builtins.MemoryError"
     assert record.action.message == "no room"
-    assert (record.action.key, record.action.value, record.action.offset) == (b"k", b"{}", 5)
+    assert (record.action.key, record.action.value, record.action.origin.offset) == (b"k", b"{}", 5)
