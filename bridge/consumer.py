@@ -24,13 +24,13 @@ from bridge.broker import BROKER_ERRORS
 from bridge.publisher import Enqueue, TaskPublisher
 from bridge.routing import Router, TaskLookupError, task_header
 from jobexec.core import metrics, tracing
+from jobexec.core.celeryapp import create_app
 from jobexec.core.config import Settings
 from jobexec.core.deadletter import DeadLetter, DeadLetterError, DeadLetterWriter
-from jobexec.core.events import JobEvent, PoisonRecord
+from jobexec.core.events import JobEvent, Origin, PoisonRecord
 from jobexec.core.health import Health
 from jobexec.core.kafka import Connectivity, client_config, dead_letter_producer
 from jobexec.core.routes import Routes
-from workers.celeryconf import create_app
 
 log = logging.getLogger("jobexec.bridge")
 
@@ -48,9 +48,7 @@ _MAX_RETRY_DELAY_S = 10.0
 class _Record:
     """A consumed record and what the bridge will do with it."""
 
-    topic: str
-    partition: int
-    offset: int
+    origin: Origin
     action: Enqueue | DeadLetter
     done: bool = False  # handed over: enqueued or dead-lettered
 
@@ -179,32 +177,30 @@ class Bridge:
 
     def _translate(self, message: Message) -> _Record:
         # A record without an error always has its position.
-        topic, partition, offset = (
-            str(message.topic()),
-            message.partition() or 0,
-            message.offset() or 0,
-        )
+        origin = Origin(str(message.topic()), message.partition() or 0, message.offset() or 0)
         action: Enqueue | DeadLetter
         try:
-            action = Enqueue(JobEvent.parse(message.value()), topic, partition, offset)
+            action = Enqueue(JobEvent.parse(message.value()), origin)
         except Exception as exc:  # one record never stops the bridge: it is dead-lettered
-            action = self._poison(message, topic, partition, offset, exc)
-        return _Record(topic, partition, offset, action)
+            action = self._poison(message, origin, exc)
+        return _Record(origin, action)
 
-    def _poison(
-        self, message: Message, topic: str, partition: int, offset: int, exc: Exception
-    ) -> DeadLetter:
+    def _poison(self, message: Message, origin: Origin, exc: Exception) -> DeadLetter:
         kind = type(exc)
         expected = isinstance(exc, PoisonRecord)
         log.log(
             logging.WARNING if expected else logging.ERROR,
             "poison record %s[%s]@%s: %s: %s",
-            topic,
-            partition,
-            offset,
+            origin.topic,
+            origin.partition,
+            origin.offset,
             kind.__name__,
             exc,
-            extra={"action": "record_poison", "partition": partition, "offset": offset},
+            extra={
+                "action": "record_poison",
+                "partition": origin.partition,
+                "offset": origin.offset,
+            },
         )
         return DeadLetter(
             key=message.key(),
@@ -213,9 +209,7 @@ class Bridge:
             if expected
             else f"{kind.__module__}.{kind.__qualname__}",
             message=str(exc) or kind.__name__,
-            topic=topic,
-            partition=partition,
-            offset=offset,
+            origin=origin,
         )
 
     def _hand_over(self) -> None:
@@ -286,12 +280,12 @@ class Bridge:
         blocked: set[tuple[str, int]] = set()
         waiting: list[_Record] = []
         for record in records:
-            key = (record.topic, record.partition)
+            key = (record.origin.topic, record.origin.partition)
             if key in blocked or not record.done:
                 blocked.add(key)
                 waiting.append(record)
             else:
-                highest[key] = max(highest.get(key, -1), record.offset)
+                highest[key] = max(highest.get(key, -1), record.origin.offset)
         offsets = [TopicPartition(t, p, o + 1) for (t, p), o in highest.items()]
         if offsets:
             try:
@@ -367,7 +361,9 @@ class Bridge:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         revoked = {(p.topic, p.partition) for p in partitions}
         # Records of revoked partitions were never committed: their new owner re-reads them.
-        self._pending = [r for r in self._pending if (r.topic, r.partition) not in revoked]
+        self._pending = [
+            r for r in self._pending if (r.origin.topic, r.origin.partition) not in revoked
+        ]
         self._commit()
         log.info("revoked %s", _names(partitions), extra={"action": "partitions_revoked"})
 

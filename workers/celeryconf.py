@@ -1,94 +1,41 @@
-"""The Celery app, configured from jobexec's settings; the bridge and the workers share it."""
+"""The workers' Celery app: the publishers' settings (jobexec.core.celeryapp) and their own."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from celery import Celery
-from kombu.transport import resolve_transport
 
-from jobexec.core.celery_properties import apply_celery_properties
-from jobexec.core.config import ConfigError, Settings
-
-TASK_NAME = "jobexec.execute_job"
-_BROKER_URL_KEY = "configs.celery.broker-url"
+from jobexec.core import celeryapp
+from jobexec.core.config import Settings
 
 
-def broker_url_problem(url: str) -> str | None:
-    """Why kombu cannot use this broker URL, or None when it can."""
-    scheme = url.partition("://")[0].split("+", 1)[0] if "://" in url else ""
-    if not scheme:
-        return "is not a URL (expected redis://, rediss://, sentinel://, amqp:// or amqps://)"
-    try:
-        resolve_transport(scheme)
-    except KeyError:
-        return f"names an unknown broker transport {scheme!r}"
-    except ImportError as exc:
-        return f"needs a library that is not installed ({exc.name})"
-    return None
-
-
-def _check_broker_url(settings: Settings) -> None:
-    """An unusable broker URL stops the process at start, naming the key, never a traceback."""
-    problem = broker_url_problem(settings.get(_BROKER_URL_KEY))
-    if problem is not None:
-        raise ConfigError(_BROKER_URL_KEY, problem, settings.source(_BROKER_URL_KEY))
-
-
-def celery_config(settings: Settings) -> dict[str, Any]:
-    _check_broker_url(settings)
-    queue = settings.get("configs.celery.queue")
-    queue_type = settings.get("configs.celery.queue-type")
-    lease_s = settings.get("configs.lease.duration-ms") / 1000
-    max_backoff_s = settings.get("configs.retry.max-backoff-ms") / 1000
-    own = {
-        "broker_url": settings.broker_url,
-        # JSON only: task messages cross a trust boundary, pickle must never be accepted.
-        "task_serializer": "json",
-        "accept_content": ["json"],
-        "result_serializer": "json",
-        "task_ignore_result": True,
-        "result_backend": None,
+def worker_settings(settings: Settings) -> dict[str, Any]:
+    """What only a consuming worker reads: acks, prefetch, events, the shutdown it takes."""
+    return {
         # Ack after the task ran, and put it back if the worker process died mid-task.
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": settings.get("configs.celery.prefetch-multiplier"),
-        "task_default_queue": queue,
-        # RabbitMQ: durable queues (Celery's default) holding persistent messages; quorum queues
-        # when asked for, for the default queue and every routed one Celery declares.
-        "task_default_delivery_mode": "persistent",
-        "task_default_queue_type": queue_type,
-        "task_create_missing_queue_type": queue_type,
-        "task_routes": {TASK_NAME: {"queue": queue}},
-        # Flower sees every task: workers send events, publishers send task-sent.
+        # Flower sees every task: workers send events, and the tries they publish themselves
+        # (retries, rescued tries) send task-sent; the bridge does not (jobexec.core.celeryapp).
         "worker_send_task_events": True,
         "task_send_sent_event": True,
-        "broker_connection_retry_on_startup": True,
         # SIGTERM (remapped to a cold shutdown by `jobexec worker`) lets running tasks finish for
         # 3 s, then tells them to hand themselves back (1 to 2 s): the 10 s stop, with a margin
         # for the pool and bootsteps to stop on a loaded machine (workers/stop_deadline.py).
         "worker_soft_shutdown_timeout": 3.0,
         "worker_enable_soft_shutdown_on_idle": True,
-        "broker_transport_options": {
-            # Redelivery of an unacked task must come well after its lease ran out, and after
-            # the longest retry countdown (a worker holds those tasks unacknowledged). No 1 h
-            # floor: a message parked in `unacked` by a broken connection comes back in
-            # minutes, and an early duplicate is harmless (the lease defers it).
-            "visibility_timeout": int(max(lease_s * 4, max_backoff_s * 2)),
-            "socket_connect_timeout": 5,
-            # py-amqp: every publish waits for RabbitMQ's confirm, so the bridge stores an
-            # offset only once its task and every one before it is on the broker. Redis
-            # transports ignore the option.
-            "confirm_publish": True,
-        },
         "worker_hijack_root_logger": False,
-        "enable_utc": True,
     }
-    # A user's configs.celery.properties.* go over these, but never over what REFUSED names.
-    return apply_celery_properties(own, settings)
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """The worker app's whole configuration, the user's pass-through settings applied."""
+    return celeryapp.configured(
+        settings, {**celeryapp.publisher_config(settings), **worker_settings(settings)}
+    )
 
 
 def create_app(settings: Settings) -> Celery:
-    app = Celery("jobexec", set_as_current=False)
-    app.conf.update(celery_config(settings))
-    return app
+    return celeryapp.create_app(settings, worker_settings(settings))

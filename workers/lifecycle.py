@@ -25,7 +25,7 @@ from jobexec.core.cron import InvalidCron, next_fire_time
 from jobexec.core.db.states import JobType, RunStatus
 from jobexec.core.db.store import Job, JobStore
 from jobexec.core.deadletter import DeadLetterError, DeadLetterWriter
-from jobexec.core.events import JobEvent
+from jobexec.core.events import JobEvent, Origin
 from workers.concurrency import defer_delay
 from workers.lease import HeldRun, LeaseKeeper
 from workers.limits import TimeLimits, limit_reason
@@ -34,15 +34,6 @@ from workers.retry import RetryPolicy
 log = logging.getLogger("jobexec.worker")
 
 _RUN_KEY_NAMESPACE = uuid.UUID("6f1c9a52-8a55-4f57-9d84-2f7a1b0c3e11")
-
-
-@dataclass(frozen=True, slots=True)
-class Origin:
-    """Where the JobEvent came from, for the dead-letter headers."""
-
-    topic: str
-    partition: int
-    offset: int
 
 
 @dataclass
@@ -500,9 +491,7 @@ class _Try:
         if writer is None:
             return
         origin = self.origin or Origin(self.ctx.events_topic, -1, -1)
-        letter = outcomes.exhausted_letter(
-            self.event, reason, origin.topic, origin.partition, origin.offset
-        )
+        letter = outcomes.exhausted_letter(self.event, reason, origin)
         try:
             writer.send(letter)
             writer.flush(10)

@@ -20,16 +20,16 @@ from typing import Any
 
 from celery import Celery, bootsteps
 
-from bridge.publisher import Enqueue
+from jobexec.core import taskmessage
 from jobexec.core.config import Settings, mask_url_password
 from jobexec.core.db.engine import database_url, make_engine
 from jobexec.core.db.store import Dispatch, JobStore
 from jobexec.core.deadletter import DeadLetterWriter
-from jobexec.core.events import JobEvent
+from jobexec.core.events import JobEvent, Origin
 from jobexec.core.exhaustion import settle_exhausted
 from jobexec.core.kafka import reliable_producer
 from jobexec.core.routes import Routes
-from workers.celeryconf import TASK_NAME
+from jobexec.core.taskmessage import TaskMessage
 
 log = logging.getLogger("jobexec.rescue")
 
@@ -178,14 +178,12 @@ def task_publisher(app: Celery, routes: Routes, topic: str) -> Callable[[Sequenc
             return
         with app.producer_or_acquire() as producer:
             for d in dispatches:
-                item = Enqueue(JobEvent(d.job_id, d.attempt, d.scheduled_at), topic, -1, -1)
-                app.send_task(
-                    TASK_NAME,
-                    kwargs=item.kwargs(),
+                event = JobEvent(d.job_id, d.attempt, d.scheduled_at)
+                taskmessage.send(
+                    app,
+                    TaskMessage(event, Origin(topic, -1, -1)),
                     queue=routes.queue_for(d.task),
                     producer=producer,
-                    argsrepr="()",
-                    kwargsrepr=item.kwargsrepr(),
                 )
 
     return publish

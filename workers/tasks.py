@@ -21,13 +21,13 @@ from jobexec.core.config import ConfigError, Settings
 from jobexec.core.db.engine import database_url, make_engine
 from jobexec.core.db.store import JobStore
 from jobexec.core.deadletter import DeadLetterWriter
-from jobexec.core.events import JobEvent, PoisonRecord
+from jobexec.core.events import JobEvent, Origin, PoisonRecord
 from jobexec.core.kafka import reliable_producer
 from jobexec.core.retention import prune_step
-from workers.celeryconf import TASK_NAME
+from jobexec.core.taskmessage import TASK_NAME, TaskMessage
 from workers.concurrency import caps_from_settings
 from workers.lease import LeaseKeeper
-from workers.lifecycle import HandBack, Origin, Publish, RetryLater, WorkerContext, handle
+from workers.lifecycle import HandBack, Publish, RetryLater, WorkerContext, handle
 from workers.limits import TimeLimits
 from workers.pools import listen_for_hand_back
 from workers.rescue import rescue_step
@@ -140,7 +140,7 @@ def register(app: Celery, settings: Settings) -> None:
         origin: Any = None,
     ) -> None:
         try:
-            event = JobEvent.parse_fields(job_id, attempt, scheduled_at)
+            message = TaskMessage.decode(job_id, attempt, scheduled_at, origin)
         except PoisonRecord as exc:
             # A crafted job_id may be megabytes long: log a bounded prefix of it.
             shown = reprlib.repr(job_id)
@@ -151,30 +151,23 @@ def register(app: Celery, settings: Settings) -> None:
                 extra={"action": "task_malformed", "job_id": shown},
             )
             return
+        event = message.event
         ctx = context(settings)
         worker = f"{self.request.hostname or socket.gethostname()}/{os.getpid()}"
         request = self.request
-
-        def next_try_kwargs(attempt: int) -> dict[str, Any]:
-            return {
-                "job_id": event.job_id,
-                "attempt": attempt,
-                "scheduled_at": scheduled_at,
-                "origin": origin,
-            }
 
         def publish(later: RetryLater) -> None:
             # From the watchdog's thread, while this task may hang: what self.retry would send.
             self.signature_from_request(
                 request,
                 (),
-                next_try_kwargs(later.attempt),
+                message.next_try(later.attempt).kwargs(),
                 countdown=later.delay,
                 retries=request.retries + 1,
             ).apply_async()
 
         try:
-            retry = _traced_handle(ctx, event, worker, _origin(origin), publish, request)
+            retry = _traced_handle(ctx, event, worker, message.origin, publish, request)
         except (DataError, IntegrityError) as exc:
             # The database refuses these kwargs (out of range, too long): a retry cannot pass.
             reason = f"{type(exc).__name__}: {str(exc.orig).partition(chr(10))[0]}"
@@ -209,7 +202,7 @@ def register(app: Celery, settings: Settings) -> None:
             raise Reject("the worker is stopping: try handed back", requeue=True)
         if retry is not None:
             raise self.retry(
-                kwargs=next_try_kwargs(retry.attempt),
+                kwargs=message.next_try(retry.attempt).kwargs(),
                 countdown=retry.delay,
                 max_retries=None,
             )
@@ -233,12 +226,3 @@ def _traced_handle(
         raise
     finally:
         tracing.end_try(trace, error)
-
-
-def _origin(raw: Any) -> Origin | None:
-    if isinstance(raw, dict):
-        try:
-            return Origin(str(raw["topic"]), int(raw["partition"]), int(raw["offset"]))
-        except (KeyError, TypeError, ValueError):
-            return None
-    return None

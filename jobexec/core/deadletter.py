@@ -12,6 +12,8 @@ from dataclasses import dataclass, replace
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from jobexec.core.events import Origin
+
 log = logging.getLogger("jobexec.deadletter")
 
 ORIGINAL_SIZE_HEADER = "jobexec-dlt-original-size"
@@ -35,18 +37,16 @@ class DeadLetter:
     value: bytes | None
     exception_fqcn: str
     message: str
-    topic: str
-    partition: int
-    offset: int
+    origin: Origin  # the record (or, with partition and offset -1, the topic) it stands for
     original_size: int | None = None  # set on a stand-in: the size of the dropped value
 
     def headers(self) -> list[tuple[str, str | bytes | None]]:
         headers: list[tuple[str, str | bytes | None]] = [
             ("kafka_dlt-exception-fqcn", _utf8(self.exception_fqcn)),
             ("kafka_dlt-exception-message", _utf8(self.message)),
-            ("kafka_dlt-original-topic", _utf8(self.topic)),
-            ("kafka_dlt-original-partition", str(self.partition).encode()),
-            ("kafka_dlt-original-offset", str(self.offset).encode()),
+            ("kafka_dlt-original-topic", _utf8(self.origin.topic)),
+            ("kafka_dlt-original-partition", str(self.origin.partition).encode()),
+            ("kafka_dlt-original-offset", str(self.origin.offset).encode()),
         ]
         if self.original_size is not None:
             headers.append((ORIGINAL_SIZE_HEADER, str(self.original_size).encode()))
@@ -189,14 +189,15 @@ class DeadLetterWriter:
         refusal = alone.error.str() if alone.error is not None else "refused"
         stand_in = self._produce_alone(letter.stand_in(refusal), timeout)
         stand_in.stand_in = True
-        where = f"{letter.topic}[{letter.partition}]@{letter.offset}"
+        origin = letter.origin
+        where = f"{origin.topic}[{origin.partition}]@{origin.offset}"
         if stand_in.refused:
             log.error(
                 "dead-letter topic %s refused %s even as a stand-in: %s",
                 self.topic,
                 where,
                 stand_in.error.str() if stand_in.error else "",
-                extra={"action": "dead_letter_lost", "offset": letter.offset},
+                extra={"action": "dead_letter_lost", "offset": origin.offset},
             )
         elif stand_in.ok:
             log.warning(
@@ -204,6 +205,6 @@ class DeadLetterWriter:
                 self.topic,
                 where,
                 refusal,
-                extra={"action": "dead_letter_stand_in", "offset": letter.offset},
+                extra={"action": "dead_letter_stand_in", "offset": origin.offset},
             )
         return stand_in

@@ -10,7 +10,7 @@ import logging
 from jobexec.core import metrics, outcomes
 from jobexec.core.db.store import Job, JobStore
 from jobexec.core.deadletter import DeadLetterError, DeadLetterWriter
-from jobexec.core.events import JobEvent
+from jobexec.core.events import JobEvent, Origin
 
 log = logging.getLogger("jobexec.sweeper")
 
@@ -46,8 +46,10 @@ def settle_exhausted(
     if dead_letters is None:
         return True
     event = JobEvent(job.job_id, job.attempts, job.next_run_at)
+    # Which record asked for the run is not known here: the events topic, at -1.
+    letter = outcomes.exhausted_letter(event, reason, Origin(topic, -1, -1))
     try:
-        dead_letters.send(outcomes.exhausted_letter(event, reason, topic))
+        dead_letters.send(letter)
         dead_letters.flush(10)
         metrics.DEAD_LETTERED.labels("abandoned").inc()
     except DeadLetterError as exc:

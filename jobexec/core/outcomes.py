@@ -9,7 +9,7 @@ from jobexec.core.cron import InvalidCron, next_fire_time
 from jobexec.core.db.states import JobStatus, JobType
 from jobexec.core.db.store import Job
 from jobexec.core.deadletter import DeadLetter
-from jobexec.core.events import JobEvent
+from jobexec.core.events import JobEvent, Origin
 
 REASON_LIMIT = 2000
 EXHAUSTED_FQCN = "jobexec.AttemptsExhausted"
@@ -43,16 +43,12 @@ def exhausted(job: Job, reason: str, now: datetime) -> dict[str, Any]:
     return values | {"status": JobStatus.FAILED}
 
 
-def exhausted_letter(
-    event: JobEvent, reason: str, topic: str, partition: int = -1, offset: int = -1
-) -> DeadLetter:
+def exhausted_letter(event: JobEvent, reason: str, origin: Origin) -> DeadLetter:
     """The dead-letter record of an exhausted run: its JobEvent, keyed by the job id."""
     return DeadLetter(
         key=event.job_id.encode(),
         value=event.to_json(),
         exception_fqcn=EXHAUSTED_FQCN,
         message=reason,
-        topic=topic,
-        partition=partition,
-        offset=offset,
+        origin=origin,
     )

@@ -17,7 +17,7 @@ from sqlalchemy import insert, select
 from jobexec.core.db.admin import dlq_replays
 from jobexec.core.db.schema import job_runs
 from jobexec.core.deadletter import DeadLetter
-from jobexec.core.events import JobEvent
+from jobexec.core.events import JobEvent, Origin
 from jobexec.core.outcomes import EXHAUSTED_FQCN, exhaustion_reason
 from tests.e2e.conftest import Stack, db_now
 
@@ -69,7 +69,7 @@ def add_runs(stack: Stack, job_id: str, run_at: datetime, *runs: dict[str, Any])
 
 
 def dead_letter(stack: Stack, key: str, value: bytes, fqcn: str, message: str, offset: int) -> None:
-    letter = DeadLetter(key.encode(), value, fqcn, message, stack.kafka.topic, 0, offset)
+    letter = DeadLetter(key.encode(), value, fqcn, message, Origin(stack.kafka.topic, 0, offset))
     headers = [(name, raw or b"") for name, raw in letter.headers()]
     stack.kafka.produce(key, value, headers=[*headers, ("origin", b"test")], topic=stack.kafka.dlt)
 

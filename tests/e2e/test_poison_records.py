@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from jobexec.core.celeryapp import create_app
 from jobexec.core.config import Settings
+from jobexec.core.taskmessage import TASK_NAME
 from tests.e2e.conftest import Stack, http_payload
 from tests.support.waiting import wait_until
-from workers.celeryconf import TASK_NAME, create_app
 
 DLT_HEADERS = {
     "kafka_dlt-exception-fqcn",

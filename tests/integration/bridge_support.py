@@ -24,12 +24,12 @@ from confluent_kafka import TopicPartition as KafkaTopicPartition
 
 from bridge.consumer import Bridge
 from jobexec.core.config import Settings, relaxed_env_name
+from jobexec.core.taskmessage import TASK_NAME
 from tests.support.kafka import TEST_PRODUCER_MAX_MESSAGE_BYTES
 from tests.support.network import free_port
 from tests.support.redis_queue import PRIORITY_SEPARATOR
 from tests.support.task_messages import QueuedTask
 from tests.support.waiting import wait_until
-from workers.celeryconf import TASK_NAME
 
 
 def environment(*property_sets: Mapping[str, str]) -> dict[str, str]:

@@ -20,6 +20,7 @@ from sqlalchemy import make_url
 from jobexec.core.db.engine import make_engine
 from jobexec.core.db.migrate import upgrade
 from jobexec.core.db.store import JobStore
+from jobexec.core.taskmessage import TASK_NAME
 from tests.integration.bridge_support import (
     BulkProducer,
     PrivateRedis,
@@ -37,7 +38,6 @@ from tests.support.rabbitmq_queue import RABBITMQ_URL, RabbitBroker
 from tests.support.redis_queue import RedisBroker
 from tests.support.task_messages import CeleryBroker
 from tests.support.waiting import wait_until
-from workers.celeryconf import TASK_NAME
 
 BridgeFactory = Callable[..., RunningBridge]
 

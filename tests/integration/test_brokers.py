@@ -13,8 +13,9 @@ import redis
 
 from bridge.publisher import Enqueue, TaskPublisher
 from bridge.routing import Router
+from jobexec.core.celeryapp import create_app
 from jobexec.core.config import Settings
-from jobexec.core.events import JobEvent
+from jobexec.core.events import JobEvent, Origin
 from jobexec.core.routes import Routes
 from tests.integration.bridge_support import (
     PrivateRedis,
@@ -26,7 +27,6 @@ from tests.integration.bridge_support import (
 from tests.support.network import free_port
 from tests.support.rabbitmq_queue import RabbitBroker
 from tests.support.waiting import wait_until
-from workers.celeryconf import create_app
 
 
 def _publisher(broker: RabbitBroker, **overrides: str) -> TaskPublisher:
@@ -36,7 +36,7 @@ def _publisher(broker: RabbitBroker, **overrides: str) -> TaskPublisher:
 
 def _enqueues(ids: list[str]) -> list[Enqueue]:
     events = [JobEvent.parse(json.dumps({"jobId": i, "attempt": 1}).encode()) for i in ids]
-    return [Enqueue(event, "job-events", 0, n) for n, event in enumerate(events)]
+    return [Enqueue(event, Origin("job-events", 0, n)) for n, event in enumerate(events)]
 
 
 def test_given_rabbitmq_then_the_queue_is_durable_and_its_depth_counts_what_was_published(

@@ -17,7 +17,7 @@ from bridge.consumer import Bridge, _Record
 from bridge.publisher import Enqueue
 from jobexec.core.config import Settings
 from jobexec.core.deadletter import DeadLetter
-from jobexec.core.events import JobEvent
+from jobexec.core.events import JobEvent, Origin
 
 
 @dataclass
@@ -49,8 +49,9 @@ class FakeWriter:
     topic: str = "jobs.DLT"
 
     def deliver(self, letters: Sequence[DeadLetter], _timeout: float) -> list[bool]:
-        self.written.extend(x.offset for x in letters if x.offset not in self.unreachable)
-        return [letter.offset not in self.unreachable for letter in letters]
+        offsets = [letter.origin.offset for letter in letters]
+        self.written.extend(o for o in offsets if o not in self.unreachable)
+        return [o not in self.unreachable for o in offsets]
 
 
 @dataclass
@@ -83,12 +84,14 @@ def bridge() -> Iterator[Bridge]:
 
 def event(partition: int, offset: int) -> _Record:
     job = JobEvent(f"job_{partition}_{offset}", 1, None)
-    return _Record("jobs", partition, offset, Enqueue(job, "jobs", partition, offset))
+    origin = Origin("jobs", partition, offset)
+    return _Record(origin, Enqueue(job, origin))
 
 
 def poison(partition: int, offset: int) -> _Record:
-    letter = DeadLetter(b"k", b"{", "jobexec.events.PoisonRecord", "bad", "jobs", partition, offset)
-    return _Record("jobs", partition, offset, letter)
+    origin = Origin("jobs", partition, offset)
+    letter = DeadLetter(b"k", b"{", "jobexec.events.PoisonRecord", "bad", origin)
+    return _Record(origin, letter)
 
 
 def test_after_a_dead_letter_outage_only_the_letter_is_retried(bridge: Bridge) -> None:
@@ -173,4 +176,4 @@ def test_an_unexpected_exception_while_translating_dead_letters_the_record(
     assert isinstance(record.action, DeadLetter)
     assert record.action.exception_fqcn == "builtins.MemoryError"
     assert record.action.message == "no room"
-    assert (record.action.key, record.action.value, record.action.offset) == (b"k", b"{}", 5)
+    assert (record.action.key, record.action.value, record.action.origin.offset) == (b"k", b"{}", 5)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from jobexec.core.celeryapp import create_app, publisher_config
 from jobexec.core.config import ConfigError, Settings
-from workers.celeryconf import celery_config
+from workers.celeryconf import celery_config, worker_settings
 
 
 def _settings(**props: str) -> Settings:
@@ -63,3 +64,25 @@ def test_quorum_queues_apply_to_the_default_and_the_created_queues() -> None:
 def test_an_unknown_queue_type_is_refused_naming_the_key() -> None:
     with pytest.raises(ConfigError, match=r"configs\.celery\.queue-type is invalid"):
         _settings(CONFIGS_CELERY_QUEUETYPE="stream")
+
+
+def test_the_bridge_sends_no_task_sent_events_and_the_workers_do() -> None:
+    settings = _settings()
+
+    assert create_app(settings).conf.task_send_sent_event is False
+    worker = celery_config(settings)
+    assert worker["task_send_sent_event"] is True
+    assert worker["worker_send_task_events"] is True
+
+
+def test_publishers_and_workers_agree_on_everything_but_the_workers_own_settings() -> None:
+    settings = _settings(CONFIGS_CELERY_BROKERURL="amqp://127.0.0.1//")
+    shared = publisher_config(settings)
+    worker = celery_config(settings)
+
+    own = set(worker_settings(settings))
+    assert {k: v for k, v in worker.items() if k not in own} == {
+        k: v for k, v in shared.items() if k not in own
+    }
+    assert {"task_acks_late", "worker_prefetch_multiplier"} <= own
+    assert not own & {"task_routes", "task_serializer", "broker_transport_options"}

@@ -10,6 +10,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 
 from jobexec.core.deadletter import ORIGINAL_SIZE_HEADER, DeadLetter, DeadLetterWriter
+from jobexec.core.events import Origin
 
 Callback = Callable[[KafkaError | None, Any], None]
 
@@ -46,7 +47,8 @@ class FakeProducer:
 
 
 def letter(key: bytes, value: bytes | None, offset: int = 7) -> DeadLetter:
-    return DeadLetter(key, value, "jobexec.events.PoisonRecord", "bad JSON", "jobs", 0, offset)
+    origin = Origin("jobs", 0, offset)
+    return DeadLetter(key, value, "jobexec.events.PoisonRecord", "bad JSON", origin)
 
 
 def writer(producer: FakeProducer) -> DeadLetterWriter:
@@ -121,6 +123,6 @@ def test_a_stand_in_in_flight_is_waited_for_not_written_twice() -> None:
 
 
 def test_a_lone_surrogate_in_the_message_does_not_break_the_headers() -> None:
-    headers = dict(DeadLetter(b"k", b"v", "X", "jobId \ud800", "jobs", 0, 1).headers())
+    headers = dict(DeadLetter(b"k", b"v", "X", "jobId \ud800", Origin("jobs", 0, 1)).headers())
 
     assert headers["kafka_dlt-exception-message"] == b"jobId \\ud800"
