@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-THROUGHPUT_KEYS = ("bridge_throughput", "end_to_end", "scheduler")
+THROUGHPUT_KEYS = ("bridge_throughput", "end_to_end", "scheduler", "tracing_overhead")
 
 
 def draw(data: dict[str, Any], path: Path) -> None:
