@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 MEASUREMENTS = (
     "bridge_throughput",
@@ -24,6 +26,7 @@ MEASUREMENTS = (
 THROUGHPUTS = ("events/s", "msgs/s", "records/s", "jobs/s", "tasks/s")
 
 
+@pytest.mark.timeout(480)  # seven measurements; the tracing one starts three pipelines
 def test_given_the_smoke_profile_when_the_harness_runs_then_every_measurement_is_written(
     tmp_path: Path,
 ) -> None:
@@ -33,7 +36,7 @@ def test_given_the_smoke_profile_when_the_harness_runs_then_every_measurement_is
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=280,
+        timeout=460,
         check=False,
     )
 
