@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-THROUGHPUT_KEYS = ("bridge_throughput", "end_to_end", "scheduler")
+THROUGHPUT_KEYS = ("bridge_throughput", "end_to_end", "scheduler", "tracing_overhead")
 
 
 def draw(data: dict[str, Any], path: Path) -> None:
@@ -23,6 +23,8 @@ def draw(data: dict[str, Any], path: Path) -> None:
     labels, medians, lows, highs = [], [], [], []
     for key in THROUGHPUT_KEYS:
         for label, fig_data in measurements.get(key, {}).get("figures", {}).items():
+            if not fig_data["unit"].endswith("/s"):  # CPU time per job is not a rate
+                continue
             samples = fig_data["samples"]
             labels.append(f"{label} [{fig_data['unit']}]")
             medians.append(fig_data["median"])

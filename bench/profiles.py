@@ -18,6 +18,8 @@ class Profile:
     scale_seconds: float  # ideal duration of each scale-out run (sleep jobs of 100 ms)
     memory_events: int  # events through bridge and worker for the worker's memory
     scheduler_jobs: int  # due jobs per repetition
+    tracing_events: int  # noop jobs per pipeline per round: tracing off, on, no hooks
+    tracing_rounds: int  # interleaved rounds of the three
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -35,6 +37,8 @@ PROFILES = {
         scale_seconds=5,
         memory_events=30_000,
         scheduler_jobs=30_000,
+        tracing_events=2_000,
+        tracing_rounds=9,
     ),
     "quick": Profile(
         name="quick",
@@ -47,6 +51,8 @@ PROFILES = {
         scale_seconds=2,
         memory_events=6_000,
         scheduler_jobs=10_000,
+        tracing_events=400,
+        tracing_rounds=7,
     ),
     "smoke": Profile(
         name="smoke",
@@ -59,5 +65,7 @@ PROFILES = {
         scale_seconds=1,
         memory_events=300,
         scheduler_jobs=300,
+        tracing_events=100,
+        tracing_rounds=1,
     ),
 }

@@ -398,10 +398,17 @@ class Stack:
     # --- processes ------------------------------------------------------------------------------
 
     def bridge(
-        self, deployment: Deployment, overrides: Mapping[str, str] | None = None, wait: bool = True
+        self,
+        deployment: Deployment,
+        overrides: Mapping[str, str] | None = None,
+        wait: bool = True,
+        launcher: Sequence[str] | None = None,
     ) -> RunningProcess:
-        """`jobexec bridge`, returned once it has been assigned partitions (unless `wait`)."""
-        process = self._start(["bridge"], deployment.environment(overrides), "bridge")
+        """`jobexec bridge`, returned once it has been assigned partitions (unless `wait`).
+
+        `launcher` runs it instead of the `jobexec` script (`bench.hookless`)."""
+        env = deployment.environment(overrides)
+        process = self._start(["bridge"], env, "bridge", launcher)
         if wait:
             self.bridge_ready(process, deployment)
         return process
@@ -414,8 +421,17 @@ class Stack:
     def worker_ready(process: RunningProcess) -> None:
         process.wait_for_log(r"@\S+ ready", timeout=90)
 
-    def worker(self, deployment: Deployment, concurrency: int, wait: bool = True) -> RunningProcess:
-        """`jobexec worker` (prefork, `concurrency` processes), returned once ready (or `wait`)."""
+    def worker(
+        self,
+        deployment: Deployment,
+        concurrency: int,
+        wait: bool = True,
+        overrides: Mapping[str, str] | None = None,
+        launcher: Sequence[str] | None = None,
+    ) -> RunningProcess:
+        """`jobexec worker` (prefork, `concurrency` processes), returned once ready (or `wait`).
+
+        `launcher` runs it instead of the `jobexec` script (`bench.hookless`)."""
         args = [
             "worker",
             "--pool",
@@ -427,7 +443,8 @@ class Stack:
             "--hostname",
             f"jobexec-{uuid.uuid4().hex[:6]}@%h",
         ]
-        process = self._start(args, deployment.environment(), f"worker-c{concurrency}")
+        env = deployment.environment(overrides)
+        process = self._start(args, env, f"worker-c{concurrency}", launcher)
         if wait:
             self.worker_ready(process)
         return process
@@ -471,8 +488,14 @@ class Stack:
     def stop_worker(self, process: RunningProcess) -> None:
         self.stop(process, sig=signal.SIGINT)
 
-    def _start(self, args: list[str], env: Mapping[str, str], name: str) -> RunningProcess:
-        return self.cli.spawn([*jobexec_argv(), *args], env=env, name=name)
+    def _start(
+        self,
+        args: list[str],
+        env: Mapping[str, str],
+        name: str,
+        launcher: Sequence[str] | None = None,
+    ) -> RunningProcess:
+        return self.cli.spawn([*(launcher or jobexec_argv()), *args], env=env, name=name)
 
     @staticmethod
     def stop(process: RunningProcess, timeout: float = 20.0, sig: int = signal.SIGTERM) -> None:

@@ -225,10 +225,12 @@ class _Try:
         # One outcome per try: the executing thread's or the watchdog's, whichever is first.
         self._outcome_lock = threading.Lock()
         self._outcome_taken = False
+        # The try's trace, taken on its own thread: the watchdog notes outcomes on it too.
+        self.trace = tracing.current_try()
 
     def _fields(self, action: str, **more: Any) -> dict[str, Any]:
         if "outcome" in more:  # every outcome is logged through here: the try's span notes it
-            tracing.try_outcome(more["outcome"], self.task)
+            tracing.try_outcome(more["outcome"], self.task, self.trace)
         return _fields(self.job.job_id, self.attempt, action, run=self.run_id, **more)
 
     def run(self) -> RetryLater | HandBack | None:
@@ -271,6 +273,7 @@ class _Try:
                     # The executor gave up as its time ran out (http bounds its call by
                     # run.remaining()): the try ran to its limit, and says so.
                     self.stop_reason = "limit"
+                    tracing.try_stopped(self.trace, "limit", limit_reason(self.limit))
                 if self.stop_reason == "shutdown" and isinstance(exc, Stopped):
                     return self._hand_back()
                 if self.stop_reason in ("limit", "cancel"):  # told to stop: the outcome
@@ -306,11 +309,13 @@ class _Try:
                 extra=self._fields("job_stop_requested", reason=reason),
             )
             return
+        why = limit_reason(self.limit) if reason == "limit" else "job cancelled"
+        tracing.try_stopped(self.trace, reason, why)
         log.info(
             "job %s try %s told to stop (%s)",
             self.job.job_id,
             self.attempt,
-            limit_reason(self.limit) if reason == "limit" else "job cancelled",
+            why,
             extra=self._fields("job_stop_requested", reason=reason),
         )
         try:
@@ -349,6 +354,7 @@ class _Try:
             )
             for handler in logging.getLogger().handlers:
                 handler.flush()
+            tracing.abandon_try(self.trace, flush=True)  # the span, before its process ends
             # The pool starts a new child; the message, requeued as the worker was lost, comes
             # back as a stale duplicate and is dropped by the attempt check.
             os._exit(70)
@@ -372,6 +378,7 @@ class _Try:
             self.ctx.stop_grace,
             extra=self._fields("job_try_abandoned", reason=reason),
         )
+        tracing.abandon_try(self.trace)
 
     def _stopped(self) -> RetryLater | None:
         """The outcome of a try told to stop: CANCELLED, or a transient time-limit failure.

@@ -31,8 +31,8 @@ HEADERS = (TRACEPARENT, TRACESTATE)
 
 # The SDK side, when export is on; None (the default) makes every hook a no-op.
 _active: Tracing | None = None
-# The trace headers the running try's outgoing calls carry: the try span's, or the incoming ones.
-_outgoing: ContextVar[Mapping[str, str] | None] = ContextVar("jobexec_trace", default=None)
+# The running try's trace: its span (tracing on) and the headers its outgoing calls carry.
+_current: ContextVar[TryTrace | None] = ContextVar("jobexec_trace", default=None)
 
 
 def setup(settings: Settings, process: str) -> bool:
@@ -70,10 +70,11 @@ def enabled() -> bool:
     return _active is not None
 
 
-def shutdown() -> None:
-    """Export the spans still buffered; called as a process stops."""
+def shutdown(timeout: float = 30.0) -> None:
+    """Export the spans still buffered, waiting at most `timeout` seconds; called as a process
+    stops."""
     if _active is not None:
-        _active.flush()
+        _active.flush(timeout)
 
 
 # --- the scheduler ----------------------------------------------------------------------------
@@ -118,13 +119,18 @@ def record_headers(raw: RawHeaders) -> dict[str, str] | None:
 
 
 class TryTrace:
-    """The trace of one try, between `start_try` and `end_try`."""
+    """The trace of one try, between `start_try` and `end_try`.
 
-    __slots__ = ("span", "token")
+    `headers` are what the try's outgoing calls carry: its span's, or the incoming ones passed
+    on with tracing off (then `span` is None).
+    """
 
-    def __init__(self, token: Token[Mapping[str, str] | None], span: TrySpan | None) -> None:
-        self.token = token
+    __slots__ = ("headers", "span", "token")
+
+    def __init__(self, headers: Mapping[str, str], span: TrySpan | None) -> None:
+        self.headers = headers
         self.span = span
+        self.token: Token[TryTrace | None] = _current.set(self)
 
 
 def start_try(job_id: str, attempt: int, request: Any) -> TryTrace | None:
@@ -141,31 +147,58 @@ def start_try(job_id: str, attempt: int, request: Any) -> TryTrace | None:
         state = getattr(request, TRACESTATE, None)
         if isinstance(state, str):
             carried[TRACESTATE] = state
-        return TryTrace(_outgoing.set(carried), None)
+        return TryTrace(carried, None)
     parent: dict[str, str] = {}
     for name in HEADERS:
         value = getattr(request, name, None)
         if isinstance(value, str):
             parent[name] = value
     span = _active.start_try(job_id, attempt, parent)
-    return TryTrace(_outgoing.set(span.headers), span)
+    return TryTrace(span.headers, span)
 
 
-def try_outcome(outcome: str, task: str) -> None:
-    """Note the running try's outcome and executor task on its span."""
-    if _active is not None:
-        _active.note_outcome(outcome, task)
+def current_try() -> TryTrace | None:
+    """The running try's trace; kept by whoever acts on the try from another thread."""
+    return _current.get()
+
+
+def try_outcome(outcome: str, task: str, trace: TryTrace | None = None) -> None:
+    """Note the try's outcome and executor task on its span (`trace`'s, else the running
+    try's): the watchdog records outcomes from a thread of its own."""
+    if _active is None:
+        return
+    if trace is None:
+        trace = _current.get()
+    if trace is not None and trace.span is not None:
+        trace.span.note_outcome(outcome, task)
+
+
+def try_stopped(trace: TryTrace | None, why: str, reason: str) -> None:
+    """Note on the try's span that it was told to stop (`why`: "limit" or "cancel") and why."""
+    if trace is not None and trace.span is not None:
+        trace.span.stopped(why, reason)
+
+
+def abandon_try(trace: TryTrace | None, flush: bool = False) -> None:
+    """End the span of a try whose executor will not return in time (its thread abandoned, its
+    process about to end); `flush` exports it at once, before the process ends."""
+    if trace is None or trace.span is None:
+        return
+    trace.span.finish()
+    if flush:
+        shutdown(timeout=2.0)  # a collector that is down must not hold the process's end
 
 
 def end_try(trace: TryTrace | None, error: BaseException | None = None) -> None:
     """End the try's span (recording `error`, when the task raised one)."""
     if trace is None:
         return
-    _outgoing.reset(trace.token)
+    _current.reset(trace.token)
     if trace.span is not None:
         trace.span.end(error)
 
 
 def outgoing_headers() -> Mapping[str, str]:
     """The trace headers the running try's outgoing calls carry; empty when it has none."""
-    return _outgoing.get() or {}
+    current = _current.get()
+    return current.headers if current is not None else {}

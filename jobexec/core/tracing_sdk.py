@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from urllib.parse import urlsplit
 
 from opentelemetry import context as otel_context
@@ -20,6 +21,9 @@ JOB_ID = "jobexec.job_id"
 ATTEMPT = "jobexec.attempt"
 TASK = "jobexec.task"
 OUTCOME = "jobexec.outcome"
+STOPPED = "jobexec.stopped"  # the event of a try told to stop by the watchdog
+STOP_REASON = "jobexec.stop_reason"  # "limit" or "cancel"
+REASON = "jobexec.reason"
 
 
 def traces_url(endpoint: str) -> str:
@@ -30,18 +34,55 @@ def traces_url(endpoint: str) -> str:
 
 
 class TrySpan:
-    """The span of one try, current in the task's context until `end`."""
+    """The span of one try, current in the task's context until `end`.
+
+    The watchdog notes outcomes and ends the span from its own threads, so the first error
+    status stays (the cause, not what followed from it) and the span is ended once.
+    """
 
     def __init__(self, span: Span, headers: dict[str, str]) -> None:
         self.span = span
         self.headers = headers  # what the try's outgoing calls carry
         self._token = otel_context.attach(trace.set_span_in_context(span))
+        self._lock = threading.Lock()
+        self._failed = False
+        self._ended = False
+
+    def note_outcome(self, outcome: str, task: str) -> None:
+        if self._ended:  # abandoned: what a late executor does is not the try's
+            return
+        self.span.set_attribute(OUTCOME, outcome)
+        self.span.set_attribute(TASK, task)
+        if outcome in ("failed", "exhausted"):
+            self._fail(outcome)
+
+    def stopped(self, why: str, reason: str) -> None:
+        if self._ended:
+            return
+        self.span.add_event(STOPPED, {STOP_REASON: why, REASON: reason})
+        self._fail(reason)
+
+    def _fail(self, description: str) -> None:
+        with self._lock:
+            if self._failed:
+                return
+            self._failed = True
+        self.span.set_status(Status(StatusCode.ERROR, description))
 
     def end(self, error: BaseException | None) -> None:
-        if error is not None:
+        """End the try's span on the task's own thread (its context is detached there)."""
+        if error is not None and not self._ended:
             self.span.record_exception(error)
-            self.span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+            self._fail(type(error).__name__)
         otel_context.detach(self._token)
+        self.finish()
+
+    def finish(self) -> None:
+        """End the span, once, from any thread."""
+        with self._lock:
+            if self._ended:
+                return
+            self._ended = True
         self.span.end()
 
 
@@ -86,15 +127,8 @@ class Tracing:
         _PROPAGATOR.inject(headers, trace.set_span_in_context(span))
         return TrySpan(span, headers)
 
-    def note_outcome(self, outcome: str, task: str) -> None:
-        span = trace.get_current_span()
-        span.set_attribute(OUTCOME, outcome)
-        span.set_attribute(TASK, task)
-        if outcome in ("failed", "exhausted"):
-            span.set_status(Status(StatusCode.ERROR, outcome))
-
-    def flush(self) -> None:
-        self.provider.force_flush()
+    def flush(self, timeout: float = 30.0) -> None:
+        self.provider.force_flush(int(timeout * 1000))
 
     def shutdown(self) -> None:
         self.provider.shutdown()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tests.e2e.conftest import Stack, http_payload
+from tests.support.plugins import with_test_executors
 from tests.support.waiting import wait_until
 
 INCOMING = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -66,6 +68,64 @@ def test_given_tracing_on_when_the_scheduler_dispatches_an_http_job_then_the_cal
         20,
         interval=0.2,
         message=lambda: f"spans exported: {exported_spans(stack)}, expected {expected}",
+    )
+
+
+def exported_try_spans(stack: Stack) -> list[tuple[int, str, str, list[tuple[str, str]]]]:
+    """The try spans exported: (status code, its message, outcome, [(event, stop reason)])."""
+    found = []
+    for call in stack.http.calls("/v1/traces"):
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(call.body)
+        for resource in request.resource_spans:
+            for scope in resource.scope_spans:
+                for s in scope.spans:
+                    if s.name != "jobexec.try":
+                        continue
+                    attributes = {a.key: a.value.string_value for a in s.attributes}
+                    events = [
+                        (e.name, a.value.string_value)
+                        for e in s.events
+                        for a in e.attributes
+                        if a.key == "jobexec.stop_reason"
+                    ]
+                    found.append(
+                        (s.status.code, s.status.message, attributes["jobexec.outcome"], events)
+                    )
+    return found
+
+
+@pytest.mark.parametrize("pool", ["prefork", "threads", "gevent"])
+def test_given_tracing_on_when_a_hung_try_passes_its_limit_then_its_span_records_the_limit(
+    stack: Stack, tmp_path: Path, pool: str
+) -> None:
+    # Given a worker of this pool exporting spans, one try per run, and an executor that hangs
+    stack.configure(
+        overrides={
+            "configs.tracing.otlp-endpoint": stack.http.url(""),
+            "configs.retry.max-attempts": "1",
+            "configs.executors.cancel-grace-ms": "1000",
+        }
+    )
+    stack.env = with_test_executors(stack.env, tmp_path / "plugins")
+    stack.env["OTEL_BSP_SCHEDULE_DELAY"] = "200"
+    stack.start("bridge", "worker", pool=pool)
+
+    # When its try passes its limit of 1 s: the watchdog ends it (its prefork child ended,
+    # its greenlet killed, or its thread abandoned, after the grace)
+    stack.insert("job_hung", {"task": "hang", "max_run_seconds": 1})
+    stack.kafka.produce_event("job_hung")
+    row = stack.wait_status("job_hung", "FAILED", "COMPLETED")
+    assert row["status"] == "FAILED"
+
+    # Then the try's span is exported with status ERROR naming the limit, and the stop event
+    reason = "run exceeded its time limit of 1 s"
+    expected = [(2, reason, "exhausted", [("jobexec.stopped", "limit")])]
+    wait_until(
+        lambda: exported_try_spans(stack) == expected,
+        20,
+        interval=0.2,
+        message=lambda: f"try spans exported: {exported_try_spans(stack)}, expected {expected}",
     )
 
 

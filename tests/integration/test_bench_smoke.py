@@ -11,11 +11,22 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
-MEASUREMENTS = ("bridge_throughput", "end_to_end", "latency", "scale_out", "memory", "scheduler")
+MEASUREMENTS = (
+    "bridge_throughput",
+    "end_to_end",
+    "latency",
+    "scale_out",
+    "memory",
+    "scheduler",
+    "tracing_overhead",
+)
 THROUGHPUTS = ("events/s", "msgs/s", "records/s", "jobs/s", "tasks/s")
 
 
+@pytest.mark.timeout(480)  # seven measurements; the tracing one starts three pipelines
 def test_given_the_smoke_profile_when_the_harness_runs_then_every_measurement_is_written(
     tmp_path: Path,
 ) -> None:
@@ -25,7 +36,7 @@ def test_given_the_smoke_profile_when_the_harness_runs_then_every_measurement_is
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=280,
+        timeout=460,
         check=False,
     )
 
