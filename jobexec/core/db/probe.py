@@ -13,7 +13,7 @@ class DatabaseProbe:
 
     def __init__(self, url: URL, timeout_s: int) -> None:
         # No pool: every probe opens a new connection, so a database gone away is seen at once.
-        connect_args = {"connect_timeout": timeout_s} if url.drivername != "sqlite" else {}
+        connect_args = {"connect_timeout": timeout_s} if url.get_backend_name() != "sqlite" else {}
         self._engine = create_engine(url, poolclass=NullPool, connect_args=connect_args)
 
     def __call__(self) -> bool:
