@@ -10,8 +10,9 @@ import threading
 import time
 
 from kombu.connection import Connection
-from sqlalchemy import URL, create_engine, text
-from sqlalchemy.pool import NullPool
+from sqlalchemy import URL
+
+from jobexec.core.db.probe import DatabaseProbe
 
 _TIMEOUT_S = 3
 
@@ -21,10 +22,7 @@ class WorkerReadiness:
 
     def __init__(self, broker_url: str, database_url: URL, keep_s: float = 5.0) -> None:
         self.broker_url = broker_url
-        connect_args = (
-            {"connect_timeout": _TIMEOUT_S} if database_url.drivername != "sqlite" else {}
-        )
-        self._engine = create_engine(database_url, poolclass=NullPool, connect_args=connect_args)
+        self._database = DatabaseProbe(database_url, _TIMEOUT_S)
         self._keep_s = keep_s
         self._lock = threading.Lock()
         self._checked_at = -float("inf")
@@ -43,13 +41,5 @@ class WorkerReadiness:
                 conn.ensure_connection(max_retries=1, timeout=_TIMEOUT_S)
                 conn.default_channel  # noqa: B018 - opening a channel is what pings Redis
         except Exception:  # any failure means not ready; the reason is the broker's to log
-            return False
-        return True
-
-    def _database(self) -> bool:
-        try:
-            with self._engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except Exception:
             return False
         return True

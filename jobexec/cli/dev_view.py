@@ -26,9 +26,6 @@ def render(
     header: Sequence[str], jobs: Sequence[dict[str, Any]], runs: Sequence[dict[str, Any]]
 ) -> list[str]:
     """One frame: the header, the jobs with their latest try, the latest tries of any job."""
-    last_try = {}
-    for run in reversed(runs):  # oldest first, so the newest try of each job stays
-        last_try[run["job_id"]] = run
     stamp = datetime.now(UTC).strftime("%H:%M:%S")
     lines = [*header, ""] if header else []
     lines.append(f"[{stamp} UTC] jobs (first {JOBS_SHOWN} by id)")
@@ -36,11 +33,10 @@ def render(
         f"  {'job':<40} {'type':<10} {'status':<10} {'next run (UTC)':<20} {'tries':>5}  last try"
     )
     for row in jobs:
-        latest = last_try.get(row["job_id"])
         next_run = row["next_run_at"].astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
         lines.append(
             f"  {row['job_id']:<40} {row['job_type']:<10} {row['status']:<10} {next_run:<20} "
-            f"{row['attempts']:>5}  {latest['status'] if latest else '-'}"
+            f"{row['attempts']:>5}  {row['last_try'] or '-'}"
         )
     lines.append(f"latest tries (newest first, {RUNS_SHOWN} at most)")
     for run in runs:

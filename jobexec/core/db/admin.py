@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from jobexec.core.cron import next_fire_time
 from jobexec.core.db.schema import dlq_replays, jobs
@@ -37,7 +36,6 @@ class JobAdmin:
     def __init__(self, store: JobStore) -> None:
         self.store = store
         self.engine = store.engine
-        self._sqlite = self.engine.dialect.name == "sqlite"
 
     def list_jobs(
         self, statuses: Sequence[str], job_types: Sequence[str], limit: int
@@ -152,12 +150,11 @@ class JobAdmin:
 
     def mark_replayed(self, topic: str, partition: int, offset: int) -> bool:
         """Record that a DLT record is being replayed; False when it already was."""
-        dialect_insert = sqlite.insert if self._sqlite else postgresql.insert
         with self.engine.begin() as conn:
-            stmt = dialect_insert(dlq_replays).values(
+            stmt = self.store.dialect.insert_unless_present(dlq_replays).values(
                 topic=topic, partition=partition, offset=offset, replayed_at=self.store.now(conn)
             )
-            inserted = conn.execute(stmt.on_conflict_do_nothing()).rowcount
+            inserted = conn.execute(stmt).rowcount
         return bool(inserted)
 
     def unmark_replayed(self, topic: str, partition: int, offset: int) -> None:

@@ -17,7 +17,7 @@ _INDEX = "ix_job_runs_unfinished_task"
 
 def upgrade() -> None:
     inspector = sa.inspect(op.get_bind())
-    # 0001 creates job_runs from the current schema: on a new database both exist already.
+    # Checked: a database whose 0001 ran before 0001 was frozen got both from schema.py then.
     if "task" not in {c["name"] for c in inspector.get_columns("job_runs")}:
         op.add_column("job_runs", sa.Column("task", sa.String(255)))
     if _INDEX not in {ix["name"] for ix in inspector.get_indexes("job_runs")}:
