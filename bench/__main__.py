@@ -16,13 +16,21 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench import bridge_throughput, end_to_end, latency, memory, scale_out, scheduler_rate
+from bench import (
+    bridge_throughput,
+    end_to_end,
+    latency,
+    memory,
+    rabbitmq_throughput,
+    scale_out,
+    scheduler_rate,
+)
 from bench.pipeline import Pipeline
 from bench.profiles import PROFILES
 from bench.results import Measurement, table, to_json, write_json
 from bench.stack import Stack, machine
 
-KEYS = ("bridge", "e2e", "latency", "scale", "memory", "scheduler")
+KEYS = ("bridge", "e2e", "latency", "scale", "memory", "scheduler", "rabbitmq")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -85,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bridge_rss = bridge.details["bridge_rss_mb"] if bridge else None
         attempt("memory", lambda: memory.run(stack, profile, args.concurrency, bridge_rss))
         attempt("scheduler", lambda: scheduler_rate.run(stack, profile))
+        attempt("rabbitmq", lambda: rabbitmq_throughput.run(stack, profile))
     finally:
         stack.close()
 
