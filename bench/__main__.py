@@ -1,8 +1,9 @@
 """`python -m bench [--quick|--smoke] [--out bench/results]`: run every measurement, one at a time.
 
-Starts Tansu, uses the local PostgreSQL and Redis (fresh databases and queue names, removed
-after), starts the jobexec processes, prints a table of medians and target ratios, and writes
-`<out>/<profile>.json` and `<out>/<profile>.png`; process logs go to `<out>/<profile>-logs/`.
+Starts Tansu, uses the local PostgreSQL, Redis and (for `rabbitmq`) RabbitMQ (fresh databases
+and queue names, removed after), starts the jobexec processes, prints a table of medians and
+target ratios, and writes `<out>/<profile>.json` and `<out>/<profile>.png`; process logs go to
+`<out>/<profile>-logs/`.
 Exit status 1 when a measurement could not complete (the others still run and are written).
 """
 

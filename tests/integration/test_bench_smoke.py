@@ -12,7 +12,15 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-MEASUREMENTS = ("bridge_throughput", "end_to_end", "latency", "scale_out", "memory", "scheduler")
+MEASUREMENTS = (
+    "bridge_throughput",
+    "end_to_end",
+    "latency",
+    "scale_out",
+    "memory",
+    "scheduler",
+    "rabbitmq_throughput",
+)
 THROUGHPUTS = ("events/s", "msgs/s", "records/s", "jobs/s", "tasks/s")
 
 
