@@ -1,8 +1,9 @@
 """`python -m bench [--quick|--smoke] [--out bench/results]`: run every measurement, one at a time.
 
-Starts Tansu, uses the local PostgreSQL and Redis (fresh databases and queue names, removed
-after), starts the jobexec processes, prints a table of medians and target ratios, and writes
-`<out>/<profile>.json` and `<out>/<profile>.png`; process logs go to `<out>/<profile>-logs/`.
+Starts Tansu, uses the local PostgreSQL, Redis and (for `rabbitmq`) RabbitMQ (fresh databases
+and queue names, removed after), starts the jobexec processes, prints a table of medians and
+target ratios, and writes `<out>/<profile>.json` and `<out>/<profile>.png`; process logs go to
+`<out>/<profile>-logs/`.
 Exit status 1 when a measurement could not complete (the others still run and are written).
 """
 
@@ -21,6 +22,7 @@ from bench import (
     end_to_end,
     latency,
     memory,
+    rabbitmq_throughput,
     scale_out,
     scheduler_rate,
     tracing_overhead,
@@ -30,7 +32,7 @@ from bench.profiles import PROFILES
 from bench.results import Measurement, table, to_json, write_json
 from bench.stack import Stack, machine
 
-KEYS = ("bridge", "e2e", "latency", "scale", "memory", "scheduler", "tracing")
+KEYS = ("bridge", "e2e", "latency", "scale", "memory", "scheduler", "tracing", "rabbitmq")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -94,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         attempt("memory", lambda: memory.run(stack, profile, args.concurrency, bridge_rss))
         attempt("scheduler", lambda: scheduler_rate.run(stack, profile))
         attempt("tracing", lambda: tracing_overhead.run(stack, profile, args.concurrency))
+        attempt("rabbitmq", lambda: rabbitmq_throughput.run(stack, profile))
     finally:
         stack.close()
 

@@ -22,6 +22,7 @@ MEASUREMENTS = (
     "memory",
     "scheduler",
     "tracing_overhead",
+    "rabbitmq_throughput",
 )
 THROUGHPUTS = ("events/s", "msgs/s", "records/s", "jobs/s", "tasks/s")
 
