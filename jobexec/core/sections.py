@@ -2,8 +2,9 @@
 
 `Settings` parses and validates every key when it loads; a section picks one concern's keys
 out of it, converts units (milliseconds to seconds or timedeltas) and checks what only that
-concern needs, raising ConfigError naming the key. Code below the command line receives a
-section or its values, never a key to look up.
+concern needs, raising ConfigError naming the key. The `from_settings` at a process's edge (a
+command, a worker bootstep, an executor's constructor) builds the sections it needs and hands
+their values on: the code that runs receives values, never keys to look up.
 """
 
 from __future__ import annotations
