@@ -31,6 +31,7 @@ from jobexec.core.events import JobEvent, Origin, PoisonRecord
 from jobexec.core.health import Health
 from jobexec.core.kafka import Connectivity, client_config, dead_letter_producer
 from jobexec.core.routes import Routes
+from jobexec.core.sections import BridgeSection, JobDbSection, KafkaSection
 
 log = logging.getLogger("jobexec.bridge")
 
@@ -61,16 +62,18 @@ class BridgeStats:
     paused: bool = False
 
 
-def consumer_config(settings: Settings, error_cb: Callable[[KafkaError], None]) -> dict[str, Any]:
+def consumer_config(
+    kafka: KafkaSection, section: BridgeSection, error_cb: Callable[[KafkaError], None]
+) -> dict[str, Any]:
     return {
-        **client_config(settings.kafka_client_properties, error_cb),
-        "group.id": settings.get("configs.kafka.consumer.group-id"),
-        "auto.offset.reset": settings.get("configs.kafka.consumer.auto-offset-reset"),
-        "session.timeout.ms": settings.get("configs.kafka.consumer.session-timeout-ms"),
-        "max.poll.interval.ms": settings.get("configs.kafka.consumer.max-poll-interval-ms"),
-        "fetch.wait.max.ms": settings.get("configs.kafka.consumer.fetch-max-wait-ms"),
+        **client_config(kafka.client_properties(), error_cb),
+        "group.id": section.group_id,
+        "auto.offset.reset": section.auto_offset_reset,
+        "session.timeout.ms": section.session_timeout_ms,
+        "max.poll.interval.ms": section.max_poll_interval_ms,
+        "fetch.wait.max.ms": section.fetch_max_wait_ms,
         "enable.auto.commit": True,
-        "auto.commit.interval.ms": settings.get("configs.bridge.commit-interval-ms"),
+        "auto.commit.interval.ms": section.commit_interval_ms,
         # We store offsets ourselves, once the task is enqueued: the cadence commits only those.
         "enable.auto.offset.store": False,
         "client.id": f"jobexec-bridge-{socket.gethostname()}-{os.getpid()}",
@@ -85,18 +88,19 @@ def _on_commit(err: KafkaError | None, _partitions: list[TopicPartition]) -> Non
 class Bridge:
     def __init__(
         self,
-        settings: Settings,
+        kafka: KafkaSection,
+        section: BridgeSection,
         publisher: TaskPublisher,
         dead_letters: DeadLetterWriter,
     ) -> None:
-        self.topic: str = settings.get("configs.kafka.topic.job-events")
-        self.batch_size: int = settings.get("configs.kafka.consumer.max-poll-records")
-        self.max_depth: int = settings.get("configs.bridge.max-queue-depth")
+        self.topic = kafka.job_events_topic
+        self.batch_size = section.max_poll_records
+        self.max_depth = section.max_queue_depth
         self.publisher = publisher
         self.dead_letters = dead_letters
         self.stats = BridgeStats()
         self.kafka = Connectivity("bridge")
-        self.consumer = Consumer(consumer_config(settings, self.kafka.error))
+        self.consumer = Consumer(consumer_config(kafka, section, self.kafka.error))
         self._pending: list[_Record] = []
         self._outage = False
         self._backpressure = False
@@ -115,17 +119,14 @@ class Bridge:
     @classmethod
     def from_settings(cls, settings: Settings) -> Bridge:
         """The bridge as `jobexec bridge` runs it: its Celery publisher and dead-letter writer."""
-        publisher = TaskPublisher(
-            create_app(settings),
-            _router(settings),
-            settings.get("configs.kafka.consumer.max-poll-records"),
-        )
-        properties = settings.kafka_client_properties
+        kafka = KafkaSection.from_settings(settings)
+        section = BridgeSection.from_settings(settings)
+        publisher = TaskPublisher(create_app(settings), _router(settings), section.max_poll_records)
         dead_letters = DeadLetterWriter(
-            dead_letter_producer(properties, settings.get("configs.kafka.topic.job-events")),
-            settings.dead_letter_topic,
+            dead_letter_producer(kafka.client_properties(), kafka.job_events_topic),
+            kafka.dead_letter_topic,
         )
-        return cls(settings, publisher, dead_letters)
+        return cls(kafka, section, publisher, dead_letters)
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -391,7 +392,7 @@ class Bridge:
 def _router(settings: Settings) -> Router:
     """Routes from the settings; the job table names the tasks of events without the header."""
     routes = Routes.from_settings(settings)
-    if not routes.by_task or not settings.get("configs.jobDb.url"):
+    if not routes.by_task or not JobDbSection.from_settings(settings).url:
         return Router(routes, lookup=None)
     from jobexec.core.db.engine import database_url, make_engine
     from jobexec.core.db.store import JobStore

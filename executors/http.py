@@ -33,6 +33,7 @@ from executors.http_network import (
 )
 from jobexec.core import tracing
 from jobexec.core.config import ConfigError, Settings
+from jobexec.core.sections import HttpSection
 
 DEFAULT_METHOD = "POST"
 DEFAULT_TIMEOUT_SECONDS = 10.0
@@ -240,11 +241,12 @@ class HttpExecutor(Executor):
 
     def __init__(self, settings: Settings, resolver: Resolver = system_resolver) -> None:
         super().__init__(settings)
+        section = HttpSection.from_settings(settings)
         try:
-            self.allow_list = AllowList.parse(settings.get(ALLOWED_HOSTS_KEY))
+            self.allow_list = AllowList.parse(section.allowed_hosts)
         except ValueError as exc:
             raise ConfigError(
-                ALLOWED_HOSTS_KEY, f"is invalid: {exc}", settings.source(ALLOWED_HOSTS_KEY)
+                ALLOWED_HOSTS_KEY, f"is invalid: {exc}", section.allowed_hosts_source
             ) from None
         # redirects are not followed: a 3xx could lead outside the host allow-list;
         # trust_env=False: an HTTP_PROXY variable would route calls around the address checks

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import idna
 
-ALLOWED_HOSTS_KEY = "configs.executors.http.allowed-hosts"
+from jobexec.core.sections import ALLOWED_HOSTS_KEY as ALLOWED_HOSTS_KEY
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

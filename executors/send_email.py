@@ -11,11 +11,10 @@ from typing import Any
 
 from executors.base import Executor, ExecutorError, JobRun, PermanentError, TransientError
 from executors.http import job_id_header
-from jobexec.core.config import ConfigError, Settings
+from jobexec.core.config import Settings
+from jobexec.core.sections import SMTP_TLS_KEY, SmtpSection
 
 SMTP_TIMEOUT_SECONDS = 30
-TLS_KEY = "configs.smtp.tls"
-IMPLICIT_TLS_PORT = 465
 # CR or LF in a header value would start a new header (injection); NUL ends strings in C MTAs
 _HEADER_BREAKERS = frozenset("\r\n\x00")
 
@@ -97,24 +96,13 @@ class SendEmailExecutor(Executor):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self.host: str = settings.get("configs.smtp.host")
-        self.tls: str = settings.get(TLS_KEY)
-        explicit_port = settings.lookup("configs.smtp.port")
-        self.port: int = (
-            IMPLICIT_TLS_PORT
-            if self.tls == "ssl" and explicit_port is None
-            else settings.get("configs.smtp.port")
-        )
-        self.sender: str = settings.get("configs.smtp.from")
-        self.username: str | None = settings.get("secrets.smtp.username") or None
-        self._password: str = settings.get("secrets.smtp.password") or ""
-        if self.tls == "none" and (self.username or self._password):
-            raise ConfigError(
-                TLS_KEY,
-                "is none, but secrets.smtp.username or secrets.smtp.password is set: "
-                "credentials are only sent over TLS (starttls or ssl)",
-                settings.source(TLS_KEY),
-            )
+        smtp = SmtpSection.from_settings(settings)
+        self.host = smtp.host
+        self.tls = smtp.tls
+        self.port = smtp.port
+        self.sender = smtp.sender
+        self.username = smtp.username
+        self._password = smtp.password
 
     def execute(self, run: JobRun) -> None:
         email = Email.from_payload(run.payload)
@@ -170,7 +158,7 @@ class SendEmailExecutor(Executor):
                 if not smtp.has_extn("starttls"):
                     raise StartTlsMissing(
                         f"SMTP server {self._server} does not offer STARTTLS "
-                        f"({TLS_KEY}=starttls): nothing was sent"
+                        f"({SMTP_TLS_KEY}=starttls): nothing was sent"
                     )
                 smtp.starttls(context=context)
                 smtp.ehlo()

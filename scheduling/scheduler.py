@@ -21,6 +21,7 @@ from jobexec.core.health import Health
 from jobexec.core.kafka import Connectivity
 from jobexec.core.retention import PruneLoop
 from jobexec.core.routes import TASK_HEADER
+from jobexec.core.sections import KafkaSection, SchedulerSection, SweeperSection, TracingSection
 from scheduling.sweeper import Sweeper
 
 log = logging.getLogger("jobexec.scheduler")
@@ -33,25 +34,27 @@ STOP_FLUSH_S = 5.0
 class Scheduler:
     def __init__(
         self,
-        settings: Settings,
         store: JobStore,
         producer: Producer,
+        *,
+        topic: str,
+        scheduling: SchedulerSection,
+        sweep_interval: float,
         sweeper: Sweeper | None = None,
         connection: Connectivity | None = None,
         dispatch_due: bool = True,
         pruner: PruneLoop | None = None,
     ) -> None:
-        tracing.setup(settings, "scheduler")  # a span per dispatched run, when export is on
         self.pruner = pruner  # history retention, on its own thread
         self.dispatch_due = dispatch_due  # False: only sweep, beside the existing scheduler
         self.store = store
         self.producer = producer
         self.sweeper = sweeper
-        self.sweep_interval: float = settings.get("configs.sweeper.interval-ms") / 1000
+        self.sweep_interval = sweep_interval  # seconds
         self._swept_at = 0.0
-        self.topic: str = settings.get("configs.kafka.topic.job-events")
-        self.batch_size: int = settings.get("configs.scheduler.batch-size")
-        self.max_sleep: float = settings.get("configs.scheduler.max-sleep-ms") / 1000
+        self.topic = topic
+        self.batch_size = scheduling.batch_size
+        self.max_sleep = scheduling.max_sleep
         self.dispatched = 0
         self._db_down = False
         self.kafka = connection or Connectivity("scheduler")
@@ -61,6 +64,32 @@ class Scheduler:
             "database": not self._db_down,
             "kafka": not self.kafka.down,
         }
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        store: JobStore,
+        producer: Producer,
+        sweeper: Sweeper | None = None,
+        connection: Connectivity | None = None,
+        dispatch_due: bool = True,
+        pruner: PruneLoop | None = None,
+    ) -> Scheduler:
+        """The scheduler as `jobexec scheduler` runs it, exporting spans when tracing is on."""
+        # a span per dispatched run, when export is on
+        tracing.setup(TracingSection.from_settings(settings), "scheduler")
+        return cls(
+            store,
+            producer,
+            topic=KafkaSection.from_settings(settings).job_events_topic,
+            scheduling=SchedulerSection.from_settings(settings),
+            sweep_interval=SweeperSection.from_settings(settings).interval,
+            sweeper=sweeper,
+            connection=connection,
+            dispatch_due=dispatch_due,
+            pruner=pruner,
+        )
 
     def run(self, stop: threading.Event) -> None:
         self._stop = stop

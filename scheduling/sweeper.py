@@ -15,20 +15,41 @@ from jobexec.core.config import Settings
 from jobexec.core.db.store import Dispatch, Job, JobStore
 from jobexec.core.deadletter import DeadLetterWriter
 from jobexec.core.exhaustion import settle_exhausted
+from jobexec.core.sections import KafkaSection, RetrySection, SchedulerSection, SweeperSection
 
 log = logging.getLogger("jobexec.sweeper")
 
 
 class Sweeper:
-    def __init__(self, settings: Settings, store: JobStore, dead_letters: DeadLetterWriter) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        dead_letters: DeadLetterWriter,
+        *,
+        topic: str,
+        abandoned_after: timedelta,
+        max_attempts: int,
+        batch_size: int,
+    ) -> None:
         self.store = store
         self.dead_letters = dead_letters
-        self.topic: str = settings.get("configs.kafka.topic.job-events")
-        self.abandoned_after = timedelta(
-            milliseconds=settings.get("configs.sweeper.abandoned-after-ms")
+        self.topic = topic
+        self.abandoned_after = abandoned_after
+        self.max_attempts = max_attempts
+        self.batch_size = batch_size
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, store: JobStore, dead_letters: DeadLetterWriter
+    ) -> Sweeper:
+        return cls(
+            store,
+            dead_letters,
+            topic=KafkaSection.from_settings(settings).job_events_topic,
+            abandoned_after=SweeperSection.from_settings(settings).abandoned_after,
+            max_attempts=RetrySection.from_settings(settings).max_attempts,
+            batch_size=SchedulerSection.from_settings(settings).batch_size,
         )
-        self.max_attempts: int = settings.get("configs.retry.max-attempts")
-        self.batch_size: int = settings.get("configs.scheduler.batch-size")
 
     def sweep(self) -> list[Dispatch]:
         """Re-dispatch or settle abandoned runs; returns the runs to publish again."""

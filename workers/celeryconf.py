@@ -8,6 +8,7 @@ from celery import Celery
 
 from jobexec.core import celeryapp
 from jobexec.core.config import Settings
+from jobexec.core.sections import CelerySection
 
 
 def worker_settings(settings: Settings) -> dict[str, Any]:
@@ -16,7 +17,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         # Ack after the task ran, and put it back if the worker process died mid-task.
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
-        "worker_prefetch_multiplier": settings.get("configs.celery.prefetch-multiplier"),
+        "worker_prefetch_multiplier": CelerySection.from_settings(settings).prefetch_multiplier,
         # Flower sees every task: workers send events, and the tries they publish themselves
         # (retries, rescued tries) send task-sent; the bridge does not (jobexec.core.celeryapp).
         "worker_send_task_events": True,

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from executors import PermanentError
 from jobexec.core.config import ConfigError, Settings, positive_seconds, relaxed_env_name
+from jobexec.core.sections import ExecutorsSection
 
 GLOBAL_KEY = "configs.executors.max-run-seconds"
 PAYLOAD_FIELD = "max_run_seconds"
@@ -46,7 +47,8 @@ class TimeLimits:
     def from_settings(cls, settings: Settings, tasks: Iterable[str]) -> TimeLimits:
         """Read the limits for these tasks; ConfigError naming the key when one is bad."""
         per_task = per_task_settings(settings, tasks, task_key, positive_seconds)
-        return cls(default=settings.get(GLOBAL_KEY), per_task=per_task)
+        default = ExecutorsSection.from_settings(settings).max_run_seconds
+        return cls(default=default, per_task=per_task)
 
     def for_run(self, task: str, payload: Mapping[str, Any]) -> float:
         """The limit of one try of this job; PermanentError when its payload's is bad."""

@@ -29,6 +29,7 @@ from jobexec.core.events import JobEvent, Origin
 from jobexec.core.exhaustion import settle_exhausted
 from jobexec.core.kafka import reliable_producer
 from jobexec.core.routes import Routes
+from jobexec.core.sections import KafkaSection, LeaseSection, RetrySection, SchedulerSection
 from jobexec.core.taskmessage import TaskMessage
 
 log = logging.getLogger("jobexec.rescue")
@@ -69,24 +70,25 @@ class Rescuer:
         # A prefork child forked later must not close the parent's connections as its own.
         os.register_at_fork(after_in_child=lambda: store.engine.dispose(close=False))
         writer: list[DeadLetterWriter] = []
+        kafka = KafkaSection.from_settings(settings)
 
         def dead_letters() -> DeadLetterWriter | None:
             # Made on first use: most workers never settle a lost run, and need no producer.
-            if not writer and settings.get("configs.kafka.bootstrap-servers"):
-                producer = reliable_producer(settings.kafka_client_properties)
-                writer.append(DeadLetterWriter(producer, settings.dead_letter_topic))
+            if not writer and kafka.bootstrap_servers:
+                producer = reliable_producer(kafka.client_properties())
+                writer.append(DeadLetterWriter(producer, kafka.dead_letter_topic))
             return writer[0] if writer else None
 
-        topic: str = settings.get("configs.kafka.topic.job-events")
+        lease = LeaseSection.from_settings(settings)
         return cls(
             store,
-            task_publisher(app, Routes.from_settings(settings), topic),
+            task_publisher(app, Routes.from_settings(settings), kafka.job_events_topic),
             dead_letters,
-            topic=topic,
-            max_attempts=settings.get("configs.retry.max-attempts"),
-            batch_size=settings.get("configs.scheduler.batch-size"),
-            interval=settings.get("configs.lease.rescue-interval-ms") / 1000,
-            lease=timedelta(milliseconds=settings.get("configs.lease.duration-ms")),
+            topic=kafka.job_events_topic,
+            max_attempts=RetrySection.from_settings(settings).max_attempts,
+            batch_size=SchedulerSection.from_settings(settings).batch_size,
+            interval=lease.rescue_interval,
+            lease=lease.duration,
         )
 
     def rescue(self) -> int:
@@ -198,7 +200,7 @@ def rescue_step(settings: Settings) -> type[Any]:
         requires = ("celery.worker.components:Pool",)
 
         def include_if(self, worker: Any) -> bool:
-            return bool(settings.get("configs.lease.rescue-interval-ms"))
+            return bool(LeaseSection.from_settings(settings).rescue_interval)
 
         def create(self, worker: Any) -> Rescuer:
             return Rescuer.from_settings(settings, worker.app)

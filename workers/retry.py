@@ -6,6 +6,7 @@ import random
 from dataclasses import dataclass
 
 from jobexec.core.config import Settings
+from jobexec.core.sections import RetrySection
 
 
 @dataclass(frozen=True)
@@ -16,11 +17,8 @@ class RetryPolicy:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetryPolicy:
-        return cls(
-            max_attempts=settings.get("configs.retry.max-attempts"),
-            initial_backoff=settings.get("configs.retry.initial-backoff-ms") / 1000,
-            max_backoff=settings.get("configs.retry.max-backoff-ms") / 1000,
-        )
+        retry = RetrySection.from_settings(settings)
+        return cls(retry.max_attempts, retry.initial_backoff, retry.max_backoff)
 
     def exhausted(self, attempt: int) -> bool:
         """True when the try `attempt` was the last one allowed."""

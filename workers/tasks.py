@@ -7,7 +7,6 @@ import os
 import reprlib
 import socket
 import sys
-from datetime import timedelta
 from typing import Any
 
 from celery import Celery, Task
@@ -24,6 +23,7 @@ from jobexec.core.deadletter import DeadLetterWriter
 from jobexec.core.events import JobEvent, Origin, PoisonRecord
 from jobexec.core.kafka import reliable_producer
 from jobexec.core.retention import prune_step
+from jobexec.core.sections import ExecutorsSection, KafkaSection, LeaseSection, TracingSection
 from jobexec.core.taskmessage import TASK_NAME, TaskMessage
 from workers.concurrency import caps_from_settings
 from workers.lease import LeaseKeeper
@@ -48,30 +48,28 @@ def _mark_pool_child(**_kwargs: Any) -> None:
 
 
 def build_context(settings: Settings) -> WorkerContext:
-    bootstrap = settings.get("configs.kafka.bootstrap-servers")
+    kafka = KafkaSection.from_settings(settings)
     dead_letters = (
-        DeadLetterWriter(
-            reliable_producer(settings.kafka_client_properties), settings.dead_letter_topic
-        )
-        if bootstrap
+        DeadLetterWriter(reliable_producer(kafka.client_properties()), kafka.dead_letter_topic)
+        if kafka.bootstrap_servers
         else None
     )
     # No pre-ping: a dead connection fails the statement, the task retries, and SQLAlchemy
     # replaces the whole pool on that disconnect; a ping per checkout cost 12% (profiled).
     store = JobStore(make_engine(database_url(settings), pre_ping=False))
-    lease = timedelta(milliseconds=settings.get("configs.lease.duration-ms"))
+    lease = LeaseSection.from_settings(settings)
     registry = load_registry(settings)
     return WorkerContext(
         store=store,
         registry=registry,
         retry=RetryPolicy.from_settings(settings),
-        lease=lease,
-        leases=LeaseKeeper(store, lease, settings.get("configs.lease.heartbeat-ms") / 1000),
+        lease=lease.duration,
+        leases=LeaseKeeper(store, lease.duration, lease.heartbeat),
         dead_letters=dead_letters,
-        events_topic=settings.get("configs.kafka.topic.job-events"),
+        events_topic=kafka.job_events_topic,
         limits=TimeLimits.from_settings(settings, registry.tasks),
         caps=caps_from_settings(settings, registry.tasks),
-        stop_grace=settings.get("configs.executors.cancel-grace-ms") / 1000,
+        stop_grace=ExecutorsSection.from_settings(settings).cancel_grace,
         can_end_process=_in_pool_child,
     )
 
@@ -92,7 +90,7 @@ def check_registry(settings: Settings) -> None:
     except ConfigError as exc:
         print(f"jobexec: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    if not settings.get("configs.kafka.bootstrap-servers"):
+    if not KafkaSection.from_settings(settings).bootstrap_servers:
         log.warning(
             "configs.kafka.bootstrap-servers is not set: exhausted runs will not be dead-lettered",
             extra={"action": "dead_letters_disabled"},
@@ -124,7 +122,8 @@ def context(settings: Settings) -> WorkerContext:
 
 def register(app: Celery, settings: Settings) -> None:
     try:
-        tracing.setup(settings, "worker")  # a span per try, when export is on
+        # a span per try, when export is on
+        tracing.setup(TracingSection.from_settings(settings), "worker")
     except ConfigError as exc:
         print(f"jobexec: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

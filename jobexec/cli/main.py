@@ -15,6 +15,13 @@ from typing import TYPE_CHECKING
 
 from jobexec.core.config import ConfigError, Settings, settings_or_exit
 from jobexec.core.logs import configure
+from jobexec.core.sections import (
+    CelerySection,
+    KafkaSection,
+    ListenSection,
+    LoggingSection,
+    MetricsSection,
+)
 
 if TYPE_CHECKING:
     from jobexec.core.health import Health
@@ -39,17 +46,17 @@ def _stop_on_signals() -> threading.Event:
 
 
 def _serve_health(settings: Settings, health: Health) -> None:
-    port = settings.get("configs.metrics.port")
-    if port:
+    metrics = MetricsSection.from_settings(settings)
+    if metrics.port:
         from jobexec.core.health import serve
 
-        host = settings.get("configs.metrics.host")
-        serve(host, port, health, settings.source("configs.metrics.port"))
+        serve(metrics.host, metrics.port, health, metrics.port_source)
 
 
 def _settings() -> Settings:
     settings = settings_or_exit()
-    configure(settings.get("configs.log.format"), settings.get("configs.logging.level"))
+    logging_section = LoggingSection.from_settings(settings)
+    configure(logging_section.format, logging_section.level)
     return settings
 
 
@@ -133,7 +140,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from workers.celeryconf import celery_config
 
     celery_config(settings)  # a bad broker or Celery setting exits 2 before anything is logged
-    if settings.get("configs.metrics.port"):
+    celery = CelerySection.from_settings(settings)
+    if MetricsSection.from_settings(settings).port:
         # Prefork children count in files here; the parent serves their sum.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="jobexec-metrics-")
         from jobexec.core.db.engine import database_url
@@ -141,17 +149,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
         from workers.readiness import WorkerReadiness
 
         health = Health(stale_after=float("inf"))
-        health.readiness = WorkerReadiness(settings.broker_url, database_url(settings))
+        health.readiness = WorkerReadiness(celery.broker_url, database_url(settings))
         _serve_health(settings, health)
     from workers.app import app
 
+    level = LoggingSection.from_settings(settings).level
     argv = [
         "worker",
-        f"--loglevel={settings.get('configs.logging.level')}",  # a --loglevel given later wins
+        f"--loglevel={level}",  # a --loglevel given later wins
         *args.celery_args,
     ]
     if not _names_queues(args.celery_args):  # a user's -Q q1,q2 wins; else the default queue
-        argv[1:1] = ["--queues", settings.get("configs.celery.queue")]
+        argv[1:1] = ["--queues", celery.queue]
     from celery.signals import worker_shutting_down
 
     asked: list[str] = []
@@ -218,11 +227,12 @@ def cmd_flower(args: argparse.Namespace) -> int:
     options.basic_auth = [login]
     from workers.app import app
 
+    listen = ListenSection.flower(settings)
     app.start(
         argv=[
             "flower",
-            f"--address={settings.get('configs.flower.address')}",
-            f"--port={settings.get('configs.flower.port')}",
+            f"--address={listen.host}",
+            f"--port={listen.port}",
             # kwargs hold job_id and attempt: an operator finds a job's runs in the list.
             "--tasks_columns=name,uuid,state,kwargs,received,started,runtime,worker,retries",
             *args.flower_args,
@@ -243,11 +253,14 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
     store = JobStore(make_engine(database_url(settings)))
     connection = Connectivity("scheduler")
-    producer = reliable_producer(settings.kafka_client_properties, connection)
-    sweeper = Sweeper(settings, store, DeadLetterWriter(producer, settings.dead_letter_topic))
+    kafka = KafkaSection.from_settings(settings)
+    producer = reliable_producer(kafka.client_properties(), connection)
+    sweeper = Sweeper.from_settings(
+        settings, store, DeadLetterWriter(producer, kafka.dead_letter_topic)
+    )
     from jobexec.core.retention import PruneLoop
 
-    scheduler = Scheduler(
+    scheduler = Scheduler.from_settings(
         settings,
         store,
         producer,

@@ -46,6 +46,7 @@ from jobexec.core.db.browse import Cursor, JobBrowser, JobFilter, parse_statuses
 from jobexec.core.db.states import JobStatus, JobType
 from jobexec.core.db.store import JobStore
 from jobexec.core.masking import mask_text, mask_value
+from jobexec.core.sections import KafkaSection, ListenSection
 
 log = logging.getLogger("jobexec.console")
 
@@ -180,8 +181,7 @@ class Console:
                 "problem": problem,
                 "more": more,
                 "shown": DEAD_LETTERS_SHOWN,
-                "topic": self.settings.get("configs.kafka.topic.dead-letter")
-                or f"{self.settings.get('configs.kafka.topic.job-events')}.DLT",
+                "topic": KafkaSection.from_settings(self.settings).dead_letter_topic,
             },
         )
 
@@ -258,8 +258,7 @@ def serve(settings: Settings) -> int:
 
     store = JobStore(make_engine(database_url(settings)))
     app = create_app(settings, store)
-    host: str = settings.get("configs.console.host")
-    port: int = settings.get("configs.console.port")
+    host, port = ListenSection.console(settings).address
     log.info("console on http://%s:%s", host, port, extra={"action": "console_started"})
     try:
         uvicorn.run(app, host=host, port=port, log_config=None, server_header=False)

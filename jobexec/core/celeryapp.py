@@ -15,6 +15,7 @@ from kombu.transport import resolve_transport
 
 from jobexec.core.celery_properties import apply_celery_properties
 from jobexec.core.config import ConfigError, Settings
+from jobexec.core.sections import CelerySection, LeaseSection, RetrySection
 from jobexec.core.taskmessage import TASK_NAME
 
 _BROKER_URL_KEY = "configs.celery.broker-url"
@@ -36,7 +37,7 @@ def broker_url_problem(url: str) -> str | None:
 
 def _check_broker_url(settings: Settings) -> None:
     """An unusable broker URL stops the process at start, naming the key, never a traceback."""
-    problem = broker_url_problem(settings.get(_BROKER_URL_KEY))
+    problem = broker_url_problem(CelerySection.from_settings(settings).configured_broker_url)
     if problem is not None:
         raise ConfigError(_BROKER_URL_KEY, problem, settings.source(_BROKER_URL_KEY))
 
@@ -44,12 +45,13 @@ def _check_broker_url(settings: Settings) -> None:
 def publisher_config(settings: Settings) -> dict[str, Any]:
     """The settings every process on the broker shares, before the user's pass-through ones."""
     _check_broker_url(settings)
-    queue = settings.get("configs.celery.queue")
-    queue_type = settings.get("configs.celery.queue-type")
-    lease_s = settings.get("configs.lease.duration-ms") / 1000
-    max_backoff_s = settings.get("configs.retry.max-backoff-ms") / 1000
+    celery = CelerySection.from_settings(settings)
+    queue = celery.queue
+    queue_type = celery.queue_type
+    lease_s = LeaseSection.from_settings(settings).duration.total_seconds()
+    max_backoff_s = RetrySection.from_settings(settings).max_backoff
     return {
-        "broker_url": settings.broker_url,
+        "broker_url": celery.broker_url,
         # JSON only: task messages cross a trust boundary, pickle must never be accepted.
         "task_serializer": "json",
         "accept_content": ["json"],

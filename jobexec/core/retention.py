@@ -19,6 +19,7 @@ from typing import Any
 from jobexec.core import metrics
 from jobexec.core.config import Settings
 from jobexec.core.db.store import JobStore
+from jobexec.core.sections import HistorySection
 
 log = logging.getLogger("jobexec.retention")
 
@@ -37,10 +38,8 @@ class Retention:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Retention:
-        return cls(
-            keep=timedelta(days=settings.get("configs.history.retention-days")),
-            interval=settings.get("configs.history.prune-interval-ms") / 1000,
-        )
+        history = HistorySection.from_settings(settings)
+        return cls(keep=history.retention, interval=history.prune_interval)
 
 
 class Pruner:
@@ -128,7 +127,7 @@ def prune_step(settings: Settings) -> type[Any]:
         requires = ("celery.worker.components:Pool",)  # forked children get no connections
 
         def include_if(self, worker: Any) -> bool:
-            return bool(settings.get("configs.history.prune-interval-ms"))
+            return bool(HistorySection.from_settings(settings).prune_interval)
 
         def create(self, worker: Any) -> PruneLoop:
             store = JobStore(make_engine(database_url(settings)))

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from jobexec.core.config import ConfigError
+from jobexec.core.sections import CelerySection
 
 if TYPE_CHECKING:
     from jobexec.core.config import Settings
@@ -40,7 +41,7 @@ class Routes:
             if not queue.strip():
                 raise ConfigError(PREFIX + task, "names no queue", source)
             by_task[_canon(task)] = queue.strip()
-        return cls(settings.get("configs.celery.queue"), by_task)
+        return cls(CelerySection.from_settings(settings).queue, by_task)
 
     @property
     def queues(self) -> tuple[str, ...]:

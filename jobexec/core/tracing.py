@@ -18,13 +18,13 @@ from collections.abc import Mapping, Sequence
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
-from jobexec.core.config import ConfigError, Settings
+from jobexec.core.config import ConfigError
 
 if TYPE_CHECKING:
+    from jobexec.core.sections import TracingSection
     from jobexec.core.tracing_sdk import Tracing, TrySpan
 
 ENDPOINT_KEY = "configs.tracing.otlp-endpoint"
-SERVICE_NAME_KEY = "configs.tracing.service-name"
 TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"
 HEADERS = (TRACEPARENT, TRACESTATE)
@@ -35,14 +35,13 @@ _active: Tracing | None = None
 _current: ContextVar[TryTrace | None] = ContextVar("jobexec_trace", default=None)
 
 
-def setup(settings: Settings, process: str) -> bool:
+def setup(section: TracingSection, process: str) -> bool:
     """Export spans when `configs.tracing.otlp-endpoint` is set; True when tracing is on.
 
     `process` names the service (`jobexec-<process>`) unless `configs.tracing.service-name`
     is set. ConfigError when the endpoint is set but the SDK is not installed.
     """
-    endpoint: str | None = settings.get(ENDPOINT_KEY)
-    if not endpoint:
+    if not section.endpoint:
         return False
     try:
         from jobexec.core import tracing_sdk
@@ -50,10 +49,10 @@ def setup(settings: Settings, process: str) -> bool:
         raise ConfigError(
             ENDPOINT_KEY,
             "is set but the OpenTelemetry SDK is not installed (pip install 'jobexec[tracing]')",
-            settings.source(ENDPOINT_KEY),
+            section.endpoint_source,
         ) from None
-    name = settings.get(SERVICE_NAME_KEY) or f"jobexec-{process}"
-    install(tracing_sdk.Tracing.exporting(endpoint, name))
+    name = section.service_name or f"jobexec-{process}"
+    install(tracing_sdk.Tracing.exporting(section.endpoint, name))
     return True
 
 

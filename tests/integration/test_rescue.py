@@ -219,7 +219,7 @@ def test_the_rescuer_and_the_sweeper_do_not_both_dispatch_a_run(
     claimed(store, "job_both", lease_left=-timedelta(minutes=3))
     settings = Settings.load({"CONFIGS_SWEEPER_ABANDONEDAFTERMS": "60000"})
     producer = reliable_producer({"bootstrap.servers": kafka.bootstrap})
-    sweeper = Sweeper(settings, store, DeadLetterWriter(producer, kafka.dlt))
+    sweeper = Sweeper.from_settings(settings, store, DeadLetterWriter(producer, kafka.dlt))
 
     # When the sweeper sweeps while the rescuer holds its rescue, and once more after
     with store.rescue(MAX_ATTEMPTS, 100) as taken:

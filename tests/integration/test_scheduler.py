@@ -64,7 +64,9 @@ def _scheduler(
     kafka: KafkaTopics, store: JobStore, overrides: dict[str, str] | None = None
 ) -> Scheduler:
     settings = Settings.load(environment(kafka.properties(), overrides or {}))
-    return Scheduler(settings, store, reliable_producer(settings.kafka_client_properties))
+    return Scheduler.from_settings(
+        settings, store, reliable_producer(settings.kafka_client_properties)
+    )
 
 
 def _job(job_id: str, status: str, next_run_at: datetime, **values: Any) -> dict[str, Any]:

@@ -42,8 +42,10 @@ def scheduler(store: JobStore, kafka: KafkaTopics) -> Scheduler:
         }
     )
     producer = reliable_producer(settings.kafka_client_properties)
-    sweeper = Sweeper(settings, store, DeadLetterWriter(producer, settings.dead_letter_topic))
-    return Scheduler(settings, store, producer, sweeper)
+    sweeper = Sweeper.from_settings(
+        settings, store, DeadLetterWriter(producer, settings.dead_letter_topic)
+    )
+    return Scheduler.from_settings(settings, store, producer, sweeper)
 
 
 def running_since(store: JobStore, job_id: str, ago: timedelta, **row: object) -> datetime:

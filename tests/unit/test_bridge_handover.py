@@ -18,6 +18,7 @@ from bridge.publisher import Enqueue
 from jobexec.core.config import Settings
 from jobexec.core.deadletter import DeadLetter
 from jobexec.core.events import JobEvent, Origin
+from jobexec.core.sections import BridgeSection, KafkaSection
 
 
 @dataclass
@@ -64,13 +65,15 @@ class FakeOffsets:
 
 @pytest.fixture
 def bridge() -> Iterator[Bridge]:
+    settings = Settings.load(
+        {
+            "CONFIGS_KAFKA_BOOTSTRAPSERVERS": "127.0.0.1:9",
+            "CONFIGS_KAFKA_CONSUMER_MAXPOLLRECORDS": "2",  # tasks go two by two
+        }
+    )
     built = Bridge(
-        Settings.load(
-            {
-                "CONFIGS_KAFKA_BOOTSTRAPSERVERS": "127.0.0.1:9",
-                "CONFIGS_KAFKA_CONSUMER_MAXPOLLRECORDS": "2",  # tasks go two by two
-            }
-        ),
+        KafkaSection.from_settings(settings),
+        BridgeSection.from_settings(settings),
         FakePublisher(),  # type: ignore[arg-type]
         FakeWriter(),  # type: ignore[arg-type]
     )

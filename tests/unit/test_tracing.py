@@ -17,6 +17,7 @@ from executors import JobRun
 from executors.http import HttpExecutor, HttpRequest
 from jobexec.core import tracing
 from jobexec.core.config import ConfigError, Settings
+from jobexec.core.sections import TracingSection
 from jobexec.core.tracing_sdk import Tracing, traces_url
 
 INCOMING = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -131,14 +132,14 @@ def test_given_record_headers_when_read_then_only_usable_trace_headers_are_kept(
 
 
 def test_given_no_endpoint_when_set_up_then_tracing_stays_off() -> None:
-    assert tracing.setup(Settings.load({}), "worker") is False
+    assert tracing.setup(TracingSection.from_settings(Settings.load({})), "worker") is False
     assert not tracing.enabled()
 
 
 def test_given_an_endpoint_when_set_up_then_spans_are_exported_under_the_process_name() -> None:
     settings = Settings.load({"CONFIGS_TRACING_OTLPENDPOINT": "http://127.0.0.1:1"})
     try:
-        assert tracing.setup(settings, "scheduler") is True
+        assert tracing.setup(TracingSection.from_settings(settings), "scheduler") is True
         assert tracing._active is not None
         resource = tracing._active.provider.resource.attributes
         assert resource["service.name"] == "jobexec-scheduler"
@@ -175,5 +176,5 @@ def test_given_an_endpoint_without_the_sdk_when_set_up_then_the_error_names_key_
     settings = Settings.load({"CONFIGS_TRACING_OTLPENDPOINT": "http://127.0.0.1:4318"})
 
     with pytest.raises(ConfigError, match=r"otlp-endpoint.*jobexec\[tracing\]"):
-        tracing.setup(settings, "worker")
+        tracing.setup(TracingSection.from_settings(settings), "worker")
     assert not tracing.enabled()

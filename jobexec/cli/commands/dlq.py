@@ -28,6 +28,7 @@ from jobexec.core.kafka import reliable_producer
 from jobexec.core.masking import mask_text
 from jobexec.core.outcomes import EXHAUSTED_FQCN
 from jobexec.core.printable import printable
+from jobexec.core.sections import KafkaSection
 
 DLT_HEADERS = (
     "kafka_dlt-exception-fqcn",
@@ -170,7 +171,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     wanted = None if args.all else [parse_position(text) for text in args.offset]
     settings = load_settings()
     topic = settings.dead_letter_topic
-    target: str = settings.get("configs.kafka.topic.job-events")
+    target = KafkaSection.from_settings(settings).job_events_topic
     store = open_store(settings)
     try:
         with _DltReader(settings) as reader:

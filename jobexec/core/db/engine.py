@@ -10,6 +10,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from jobexec.core.config import ConfigError, Settings
 from jobexec.core.db.jdbc import JdbcUrlError, parse_jdbc
 from jobexec.core.masking import mask_url
+from jobexec.core.sections import JobDbSection
 
 _URL_KEY = "configs.jobDb.url"
 
@@ -34,8 +35,8 @@ def database_url(settings: Settings) -> URL:
     _check_driver(url, settings)
     if url.get_backend_name() == "sqlite":
         return url  # a file: database credentials do not apply
-    username = settings.get("secrets.datasource.username")
-    password = settings.get("secrets.datasource.password")
+    db = JobDbSection.from_settings(settings)
+    username, password = db.username, db.password
     if username and not url.username:
         url = url.set(username=username)
     if password and not url.password:
@@ -59,7 +60,7 @@ def _from_jdbc(rest: str, settings: Settings) -> URL:
         parsed = parse_jdbc(rest)
     except JdbcUrlError as exc:
         raise ConfigError(_URL_KEY, str(exc), settings.source(_URL_KEY)) from None
-    return parsed.sqlalchemy_url(settings.get("configs.jobDb.name"))
+    return parsed.sqlalchemy_url(JobDbSection.from_settings(settings).name)
 
 
 def make_engine(url: URL, pre_ping: bool = True, **kwargs: Any) -> Engine:
