@@ -264,7 +264,7 @@ class HttpExecutor(Executor):
             "X-Job-Attempt": str(run.attempt),
             "Idempotency-Key": job_id_header(run.run_id),
         }
-        # The try's W3C trace context (contract §12); a payload's own traceparent gives way.
+        # The try's W3C trace context (README: Tracing); a payload's own traceparent gives way.
         job_headers.update(tracing.outgoing_headers())
         # the job's headers win over payload headers of the same name, in any letter case
         reserved = {name.lower() for name in job_headers}

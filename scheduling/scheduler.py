@@ -26,7 +26,7 @@ from scheduling.sweeper import Sweeper
 
 log = logging.getLogger("jobexec.scheduler")
 
-# At stop, undelivered JobEvents get this long: the rest of the contract's 10 s is the claim in
+# At stop, undelivered JobEvents get this long: the rest of the 10 s a stop may take is the claim in
 # progress and the producer's close. Runs still unacknowledged stay RUNNING and are swept later.
 STOP_FLUSH_S = 5.0
 

@@ -1,5 +1,5 @@
-"""Concurrency caps (contract section 10): how many tries of one task run at once across all
-workers, `configs.executors.<task>.concurrency` [unlimited].
+"""Concurrency caps: how many tries of one task run at once across all workers,
+`configs.executors.<task>.concurrency` [unlimited].
 
 The cap is enforced at the claim in the job database (`JobStore.claim`); a try over it is
 deferred at the same attempt. Settings are checked once at worker start (exit 2).

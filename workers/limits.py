@@ -1,4 +1,4 @@
-"""Time limits of a try (contract section 9): the global, per-task and per-job limits.
+"""Time limits of a try (README: Run control): the global, per-task and per-job limits.
 
 `payload.max_run_seconds` overrides `configs.executors.<task>.max-run-seconds`, which overrides
 `configs.executors.max-run-seconds`. Settings are checked once at worker start (exit 2); a bad

@@ -1,7 +1,7 @@
 """Dead-letter records in Spring Kafka's format, so existing DLT tooling reads them.
 
 A record the dead-letter topic refuses (too large, invalid) is not an outage: it is written as a
-stand-in, its key and headers without its value, so that nothing stalls behind it (contract 9a).
+stand-in, its key and headers without its value, so that nothing stalls behind it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""JobEvent: the Kafka record that asks for one try of a job's run (contract sections 4, 9a)."""
+"""JobEvent: the Kafka record that asks for one try of a job's run (README: JobEvent)."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ class JobEvent:
         if value is None:
             raise PoisonRecord("record has no value")
         try:
-            text = value.decode("utf-8")  # UTF-8 by contract; json would guess
+            text = value.decode("utf-8")  # UTF-8 by the event format; json would guess
         except UnicodeDecodeError as exc:
             raise PoisonRecord(f"value is not UTF-8 JSON: {exc}") from None
         check_depth(value)

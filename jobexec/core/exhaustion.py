@@ -23,7 +23,7 @@ def settle_exhausted(
     topic: str,
     lost_try: bool = False,
 ) -> bool:
-    """Settle a run that has no tries left and no worker, as section 5's exhaustion, and
+    """Settle a run that has no tries left and no worker, as an exhausted run, and
     dead-letter it; False when the job moved on meanwhile.
 
     Shared by the sweeper and the workers' rescuer; `lost_try` also records the current try,

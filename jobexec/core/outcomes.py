@@ -1,4 +1,4 @@
-"""What each outcome writes to the job row (contract section 5), shared by worker and sweeper."""
+"""What each outcome writes to the job row (README: Outcomes), shared by worker and sweeper."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""W3C trace context from the scheduler's dispatch to the http executor's call (contract §12).
+"""W3C trace context from the scheduler's dispatch to the http executor's call (README: Tracing).
 
 The scheduler starts a trace per dispatched run (span `jobexec.dispatch`) and puts its
 `traceparent` (and `tracestate`) on the JobEvent's Kafka headers; the bridge carries them into
