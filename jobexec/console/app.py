@@ -252,12 +252,8 @@ class Console:
             replayer = Replayer(self.store, self.settings, dry_run=False)
             with DltReader(self.settings) as reader:
                 records = reader.read_positions(replayer.dlt, [(partition, offset)])
-            tally = replayer.tally()
-            lines = []
-            for outcome in replayer.replay(records):
-                lines.append(outcome.message)
-                tally.add(outcome)
-            return Outcome(tally.ok, "\n".join([*lines, tally.message]))
+            lines = [outcome.message for outcome in replayer.replay(records)]
+            return Outcome(replayer.tally.ok, "\n".join([*lines, replayer.tally.message]))
 
         return _attempt(replay)
 

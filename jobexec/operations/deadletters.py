@@ -250,25 +250,26 @@ class Replayer:
         self.dlt = settings.dead_letter_topic
         self.target: str = settings.get("configs.kafka.topic.job-events")
         self.dry_run = dry_run
+        self.tally = ReplayTally(self.dlt, self.target, dry_run)
         self._producer: Producer | None = None
         self._errors: list[str] = []
 
-    def tally(self) -> ReplayTally:
-        return ReplayTally(self.dlt, self.target, self.dry_run)
-
     def replay(self, records: Sequence[DltRecord]) -> Iterator[RecordReplay]:
-        """Each record's outcome as it is decided (a replay of many records reports as it goes)."""
+        """Each record's outcome as it is decided, counted in `tally` (a replay of many records
+        reports as it goes)."""
         done = self.admin.replayed(self.dlt)
         for record in records:
             when = done.get((record.origin.partition, record.origin.offset))
-            if when is not None:
-                yield RecordReplay(
+            if when is None:
+                outcome = self._replay(record)
+            else:
+                outcome = RecordReplay(
                     record.origin,
                     "skipped",
                     f"skipped {record.position}: already replayed at {when.isoformat()}",
                 )
-                continue
-            yield self._replay(record)
+            self.tally.add(outcome)
+            yield outcome
         if self._producer is not None:
             self._producer.flush(5)
 

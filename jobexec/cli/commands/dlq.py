@@ -136,12 +136,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if not records:
             say(f"dead-letter topic {replayer.dlt} is empty: nothing to replay")
             return 0
-        tally = replayer.tally()
         for outcome in replayer.replay(records):
             print(outcome.message)
-            tally.add(outcome)
-    print(tally.message)
-    return 0 if tally.ok else 1
+    print(replayer.tally.message)
+    return 0 if replayer.tally.ok else 1
 
 
 def parse_position(given: str) -> tuple[int | None, int]:
