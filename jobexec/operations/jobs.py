@@ -185,8 +185,7 @@ class JobOperations:
             self.store.insert_jobs([row])
         except IntegrityError:
             raise OperationError(f"job {row['job_id']} already exists") from None
-        job_id_made: str = row["job_id"]
-        return job_id_made
+        return str(row["job_id"])
 
     def list_jobs(self, statuses: list[str], types: list[str], limit: int) -> JobListing:
         """Up to `limit` jobs, next run first, and whether there are more."""
