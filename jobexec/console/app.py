@@ -46,9 +46,10 @@ from jobexec.core.db.states import JobStatus, JobType
 from jobexec.core.db.store import JobStore
 from jobexec.core.masking import mask_text, mask_value
 from jobexec.core.printable import printable
-from jobexec.operations.deadletters import DLT_HEADERS, DltReader, DltRecord, Replayer
+from jobexec.operations.deadletters import DLT_HEADERS, DltReader, DltRecord
 from jobexec.operations.errors import SERVICE_ERRORS, OperationError, service_failure
 from jobexec.operations.jobs import JobChange, JobOperations
+from jobexec.operations.replay import Replayer
 
 log = logging.getLogger("jobexec.console")
 

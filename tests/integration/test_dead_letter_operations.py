@@ -12,7 +12,8 @@ from jobexec.core.db.admin import JobAdmin
 from jobexec.core.db.store import JobStore
 from jobexec.core.events import JobEvent, Origin
 from jobexec.core.outcomes import EXHAUSTED_FQCN, exhaustion_reason
-from jobexec.operations.deadletters import DltRecord, Replayer
+from jobexec.operations.deadletters import DltRecord
+from jobexec.operations.replay import Replayer
 
 DLT = "job-events.DLT"
 NOW = datetime.now(UTC)

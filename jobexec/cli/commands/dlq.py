@@ -12,14 +12,8 @@ from typing import Any
 from jobexec.cli.commands import bad_input, command, load_settings, say
 from jobexec.core.masking import mask_text
 from jobexec.core.printable import printable
-from jobexec.operations.deadletters import (
-    DLT_HEADERS,
-    DltReader,
-    DltRecord,
-    Replayer,
-    text,
-    truncate,
-)
+from jobexec.operations.deadletters import DLT_HEADERS, DltReader, DltRecord, text, truncate
+from jobexec.operations.replay import Replayer
 from jobexec.operations.store import job_store
 
 VALUE_WIDTH = 200
