@@ -1,8 +1,9 @@
 """The console's Starlette application: pages and actions.
 
-Pages read through `JobBrowser` and the dead-letter reader of `jobexec dlq list`; actions run
-the CLI's commands (operations.py). Every request passes basic auth first; every POST must come
-from one of the console's own pages (guard.py).
+Pages read through `JobBrowser` and the dead-letter reader of `jobexec dlq list`; actions are
+the operations `jobexec jobs` and `jobexec dlq replay` run (`jobexec.operations`): the same
+checks, the same statements, the same messages, shown on the page. Every request passes basic
+auth first; every POST must come from one of the console's own pages (guard.py).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import binascii
 import contextlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,9 +30,6 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from jobexec.cli.commands import CommandError
-from jobexec.cli.commands.dlq import DLT_HEADERS, DltRecord, _DltReader
-from jobexec.console import operations
 from jobexec.console.guard import (
     CSRF_FIELD,
     BasicAuth,
@@ -46,7 +45,12 @@ from jobexec.core.db.browse import Cursor, JobBrowser, JobFilter, parse_statuses
 from jobexec.core.db.states import JobStatus, JobType
 from jobexec.core.db.store import JobStore
 from jobexec.core.masking import mask_text, mask_value
+from jobexec.core.printable import printable
 from jobexec.core.sections import KafkaSection, ListenSection
+from jobexec.operations.deadletters import DLT_HEADERS, DltReader, DltRecord
+from jobexec.operations.errors import SERVICE_ERRORS, OperationError, service_failure
+from jobexec.operations.jobs import JobChange, JobOperations
+from jobexec.operations.replay import Replayer
 
 log = logging.getLogger("jobexec.console")
 
@@ -55,7 +59,7 @@ PAGE_SIZE = 50
 RUNS_SHOWN = 100
 DEAD_LETTERS_SHOWN = 200
 FLASH_COOKIE = "jobexec_flash"
-# Which action a job's status allows, as the CLI checks it; the CLI has the last word.
+# Which action a job's status allows, as the operations check it; they have the last word.
 ALLOWED = {
     "retry": {JobStatus.FAILED},
     "cancel": {
@@ -68,6 +72,20 @@ ALLOWED = {
     "pause": {JobStatus.SCHEDULED},
     "resume": {JobStatus.PAUSED},
 }
+ACTIONS: dict[str, Callable[[JobOperations, str], JobChange]] = {
+    "retry": JobOperations.retry,
+    "cancel": JobOperations.cancel,
+    "pause": JobOperations.pause,
+    "resume": JobOperations.resume,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """An action's result as the next page shows it: done or refused, and the words why."""
+
+    ok: bool
+    message: str
 
 
 class Console:
@@ -144,9 +162,7 @@ class Console:
         if row is None:
             return self.render(request, "missing.html", {"job_id": job_id}, status=404)
         payload = masked_text(json.dumps(mask_value(row["payload"]), indent=2, sort_keys=True))
-        actions = [
-            a for a in operations.ACTIONS if row["status"] in ALLOWED[a] and operations.available(a)
-        ]
+        actions = [a for a in ACTIONS if row["status"] in ALLOWED[a]]
         return self.render(
             request,
             "job.html",
@@ -165,11 +181,13 @@ class Console:
         more = False
         try:
             topic = self.settings.dead_letter_topic
-            with _DltReader(self.settings) as reader:
+            with DltReader(self.settings) as reader:
                 found, more = reader.read_all(topic, DEAD_LETTERS_SHOWN)
             done = JobAdmin(self.store).replayed(topic)
-            records = [_dead_letter(r, done.get((r.partition, r.offset))) for r in found]
-        except (CommandError, ConfigError) as exc:
+            records = [
+                _dead_letter(r, done.get((r.origin.partition, r.origin.offset))) for r in found
+            ]
+        except (OperationError, ConfigError) as exc:
             problem = str(exc).removeprefix("configuration error: ")
         except Exception as exc:  # Kafka away: say so on the page, keep serving the rest
             problem = f"the dead-letter topic cannot be read: {type(exc).__name__}"
@@ -192,9 +210,9 @@ class Console:
         check_same_origin(request, form)
         job_id = request.path_params["job_id"]
         action = request.path_params["action"]
-        if action not in operations.ACTIONS:
+        if action not in ACTIONS:
             return PlainTextResponse("no such action\n", status_code=404)
-        outcome = await run_in_threadpool(operations.job_action, action, job_id)
+        outcome = await run_in_threadpool(self.change_job, action, job_id)
         log.info(
             "console %s of job %s: %s",
             action,
@@ -212,7 +230,7 @@ class Console:
             offset = int(str(form.get("offset", "")))
         except ValueError:
             return PlainTextResponse("partition and offset must be numbers\n", status_code=400)
-        outcome = await run_in_threadpool(operations.replay, partition, offset)
+        outcome = await run_in_threadpool(self.replay_record, partition, offset)
         log.info(
             "console replay of %s:%s: %s",
             partition,
@@ -221,6 +239,24 @@ class Console:
             extra={"action": "console_replay", "ok": outcome.ok},
         )
         return _redirect("/dead-letters", outcome)
+
+    def change_job(self, action: str, job_id: str) -> Outcome:
+        """Retry, cancel, pause or resume a job, as `jobexec jobs ACTION JOB_ID` does."""
+        return _attempt(
+            lambda: Outcome(True, ACTIONS[action](JobOperations(self.store), job_id).message)
+        )
+
+    def replay_record(self, partition: int, offset: int) -> Outcome:
+        """Replay one dead letter, as `jobexec dlq replay --offset PARTITION:OFFSET` does."""
+
+        def replay() -> Outcome:
+            replayer = Replayer(self.store, self.settings, dry_run=False)
+            with DltReader(self.settings) as reader:
+                records = reader.read_positions(replayer.dlt, [(partition, offset)])
+            lines = [outcome.message for outcome in replayer.replay(records)]
+            return Outcome(replayer.tally.ok, "\n".join([*lines, replayer.tally.message]))
+
+        return _attempt(replay)
 
 
 def create_app(settings: Settings, store: JobStore) -> Starlette:
@@ -270,10 +306,22 @@ def serve(settings: Settings) -> int:
 # --- helpers --------------------------------------------------------------------------------
 
 
+def _attempt(action: Callable[[], Outcome]) -> Outcome:
+    """Run an operation; a refusal, a service away or a setting missing is a refused Outcome."""
+    try:
+        return action()
+    except OperationError as exc:
+        return Outcome(False, printable(str(exc)))
+    except SERVICE_ERRORS as exc:
+        return Outcome(False, printable(service_failure(exc)))
+    except ConfigError as exc:  # the settings an action needs, as `jobexec` itself reports them
+        return Outcome(False, str(exc))
+
+
 def _dead_letter(record: DltRecord, replayed_at: datetime | None) -> dict[str, Any]:
     return {
-        "partition": record.partition,
-        "offset": record.offset,
+        "partition": record.origin.partition,
+        "offset": record.origin.offset,
         "timestamp": record.timestamp,
         "key": _shown(record.key),
         "headers": {name: record.header(name) for name in DLT_HEADERS},
@@ -316,7 +364,7 @@ def _quote(job_id: str) -> str:
     return quote(job_id, safe="")
 
 
-def _redirect(location: str, outcome: operations.Outcome) -> Response:
+def _redirect(location: str, outcome: Outcome) -> Response:
     response = RedirectResponse(location, status_code=303)
     flash = json.dumps({"ok": outcome.ok, "message": outcome.message[:2000]})
     response.set_cookie(

@@ -17,7 +17,6 @@ import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 from sqlalchemy import select
 
-from jobexec.console import operations
 from jobexec.core.db.schema import dlq_replays
 from tests.e2e.conftest import Stack, http_payload
 from tests.support.network import free_port
@@ -139,19 +138,17 @@ def test_given_a_running_deployment_when_an_operator_uses_the_console_then_it_sh
     expect(page.locator(".flash.ok")).to_contain_text("job_sleep cancelled")
     assert stack.row("job_sleep")["status"] == "CANCELLED"
 
-    # Pause and resume of a scheduled job, where this build's CLI has them (runctl's
-    # `jobs pause|resume`); the console never offers an action the CLI lacks
+    # Pause and resume of a scheduled job; a paused job offers Resume, not Pause
     page.goto(f"{base}/jobs/job_later_1")
-    pause = page.get_by_role("button", name="Pause")
-    if operations.available("pause"):
-        pause.click()
-        expect(page.locator("#job-status")).to_have_text("PAUSED")
-        assert stack.row("job_later_1")["status"] == "PAUSED"
-        page.get_by_role("button", name="Resume").click()
-        expect(page.locator("#job-status")).to_have_text("SCHEDULED")
-        assert stack.row("job_later_1")["status"] == "SCHEDULED"
-    else:
-        expect(pause).to_have_count(0)
+    page.get_by_role("button", name="Pause").click()
+    expect(page.locator("#job-status")).to_have_text("PAUSED")
+    expect(page.locator(".flash.ok")).to_contain_text("job_later_1 paused (was SCHEDULED)")
+    expect(page.get_by_role("button", name="Pause")).to_have_count(0)
+    assert stack.row("job_later_1")["status"] == "PAUSED"
+    page.get_by_role("button", name="Resume").click()
+    expect(page.locator("#job-status")).to_have_text("SCHEDULED")
+    expect(page.locator(".flash.ok")).to_contain_text("job_later_1 resumed, next run")
+    assert stack.row("job_later_1")["status"] == "SCHEDULED"
 
     # The dead letter of the failed job is listed and replayed once
     page.goto(f"{base}/dead-letters")

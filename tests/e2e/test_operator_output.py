@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import time
 
-from jobexec.cli.commands.dlq import EXHAUSTED_PREFIX
 from jobexec.core.events import JobEvent
 from jobexec.core.outcomes import EXHAUSTED_FQCN, exhaustion_reason
+from jobexec.operations.replay import EXHAUSTED_PREFIX
 from tests.e2e.conftest import Stack
 from tests.e2e.test_jobs_cli import dead_letter, dlq_positions, jobexec, ok, replays
 

@@ -1,5 +1,5 @@
-"""The console's actions are the CLI's commands: same checks, same messages, on a real SQLite
-job database configured through the environment, as `jobexec console` runs them."""
+"""The console's actions are the operations `jobexec jobs` and `jobexec dlq replay` run: the
+same checks and the same messages, on a real SQLite job database, through the console's app."""
 
 from __future__ import annotations
 
@@ -9,19 +9,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import make_url
 
-from jobexec.console import operations
+from jobexec.console.app import Console
+from jobexec.core.config import Settings
 from jobexec.core.db.engine import make_engine
 from jobexec.core.db.migrate import upgrade
 from jobexec.core.db.store import JobStore
-from tests.support.config_files import ConfigFiles
 
 
 @pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[JobStore]:
-    url = f"sqlite:///{tmp_path / 'jobs.db'}"
-    env = ConfigFiles(tmp_path).write({"configs.jobDb.url": url})
-    monkeypatch.setenv("SPRING_CONFIG_LOCATION", env["SPRING_CONFIG_LOCATION"])
-    built = JobStore(make_engine(make_url(url)))
+def store(tmp_path: Path) -> Iterator[JobStore]:
+    built = JobStore(make_engine(make_url(f"sqlite:///{tmp_path / 'jobs.db'}")))
     upgrade(built.engine)
     built.insert_jobs(
         [
@@ -35,26 +32,36 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[JobStore]
         built.engine.dispose()
 
 
-def test_retry_of_a_failed_job_schedules_it_and_says_so(store: JobStore) -> None:
-    outcome = operations.job_action("retry", "job_failed")
+@pytest.fixture
+def console(store: JobStore, tmp_path: Path) -> Console:
+    # No Kafka settings: the console starts without them, and a replay names the key.
+    settings = Settings.load({"CONFIGS_JOBDB_URL": f"sqlite:///{tmp_path / 'jobs.db'}"})
+    return Console(settings, store)
+
+
+def test_retry_of_a_failed_job_schedules_it_and_says_so(store: JobStore, console: Console) -> None:
+    outcome = console.change_job("retry", "job_failed")
     assert outcome.ok, outcome.message
-    assert "job_failed scheduled again" in outcome.message
+    assert outcome.message == "job job_failed scheduled again, due now (was FAILED)"
     row = store.job_row("job_failed")
     assert row is not None and row["status"] == "SCHEDULED"
 
 
-def test_refusals_come_back_as_the_cli_words_them(store: JobStore) -> None:
-    missing = operations.job_action("cancel", "job_nope")
+def test_refusals_come_back_as_the_cli_words_them(store: JobStore, console: Console) -> None:
+    missing = console.change_job("cancel", "job_nope")
     assert not missing.ok and missing.message == "no job job_nope"
-    final = operations.job_action("cancel", "job_done")
-    assert not final.ok and "already COMPLETED" in final.message
+    final = console.change_job("cancel", "job_done")
+    assert not final.ok and final.message == "job job_done is already COMPLETED, which is final"
     row = store.job_row("job_done")
     assert row is not None and row["status"] == "COMPLETED"
-    unknown = operations.job_action("explode", "job_done")
-    assert not unknown.ok
 
 
-def test_a_replay_without_kafka_settings_is_refused_naming_the_key(store: JobStore) -> None:
-    outcome = operations.replay(0, 0)
+def test_a_job_id_with_terminal_escapes_comes_back_escaped(console: Console) -> None:
+    outcome = console.change_job("pause", "job_\x1b[2J")
+    assert not outcome.ok and outcome.message == "no job job_\\x1b[2J"
+
+
+def test_a_replay_without_kafka_settings_is_refused_naming_the_key(console: Console) -> None:
+    outcome = console.replay_record(0, 0)
     assert not outcome.ok
     assert "configs.kafka.bootstrap-servers is missing" in outcome.message

@@ -9,14 +9,19 @@ import pytest
 
 from jobexec.cli.commands import EXIT_BAD_INPUT, CommandError
 from jobexec.cli.commands.dlq import parse_position
-from jobexec.cli.commands.jobs import build_job, parse_at, parse_choices, parse_payload
+from jobexec.cli.commands.jobs import parse_at, parse_choices, parse_payload
 from jobexec.cli.main import parser
+from jobexec.operations.errors import InvalidInput
+from jobexec.operations.jobs import build_job
 
 NOW = datetime(2030, 5, 6, 7, 8, 9, tzinfo=UTC)
 
 
 def bad(call: object) -> str:
-    assert isinstance(call, CommandError) and call.code == EXIT_BAD_INPUT
+    """The message of a refusal the CLI reports as bad input (exit 2)."""
+    assert isinstance(call, InvalidInput) or (
+        isinstance(call, CommandError) and call.code == EXIT_BAD_INPUT
+    )
     return str(call)
 
 
@@ -83,7 +88,7 @@ def test_a_recurring_job_is_due_at_the_next_fire_time_after_now() -> None:
     [("* * *", "has 3 fields, not 5 or 6"), ("61 * * * *", "is invalid"), ("", "no cron")],
 )
 def test_an_invalid_cron_is_bad_input(cron: str, says: str) -> None:
-    with pytest.raises(CommandError) as caught:
+    with pytest.raises(InvalidInput) as caught:
         build_job("noop", {}, None, cron, None, "me", NOW)
     assert "invalid --cron" in bad(caught.value) and says in str(caught.value)
 
@@ -92,7 +97,7 @@ def test_a_payload_task_that_contradicts_the_task_option_is_bad_input() -> None:
     assert build_job("noop", {"task": "noop"}, None, None, None, "me", NOW)["payload"] == {
         "task": "noop"
     }
-    with pytest.raises(CommandError) as caught:
+    with pytest.raises(InvalidInput) as caught:
         build_job("noop", {"task": "http"}, None, None, None, "me", NOW)
     assert "--payload has task 'http' but --task is 'noop'" in bad(caught.value)
 

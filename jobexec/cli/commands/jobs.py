@@ -1,44 +1,23 @@
-"""`jobexec jobs submit|list|show|cancel|pause|resume|retry`: the jobs table, as an operator
-works with it.
-
-`submit` inserts a row as the job API does (status SCHEDULED, attempts 0); `jobexec scheduler`
-dispatches it when it is due. `cancel`, `pause`, `resume` and `retry` change a row only if it
-still has the status they checked, so a worker finishing meanwhile is never overwritten.
-"""
+"""`jobexec jobs submit|list|show|cancel|pause|resume|retry`: the arguments and the output of
+the job operations (`jobexec.operations.jobs`), as an operator works with the jobs table."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
-from jobexec.cli.commands import (
-    CommandError,
-    bad_input,
-    command,
-    load_settings,
-    open_store,
-    say,
-)
-from jobexec.core.config import Settings
-from jobexec.core.cron import InvalidCron, next_fire_time
-from jobexec.core.db.admin import JobAdmin
+from jobexec.cli.commands import bad_input, command, load_settings, say
 from jobexec.core.db.states import JobStatus, JobType
-from jobexec.core.db.store import JobStore
 from jobexec.core.masking import mask_text, mask_value
 from jobexec.core.printable import printable
+from jobexec.operations.jobs import JobChange, JobOperations, build_job, check_task, utc_time
+from jobexec.operations.store import job_store
 
-# A run may be in flight: cancelling tells its running try to stop.
-IN_FLIGHT = frozenset({JobStatus.RUNNING, JobStatus.DISPATCHED})
-FINAL = frozenset({JobStatus.COMPLETED, JobStatus.CANCELLED})
 REASON_WIDTH = 60
-ID_LIMIT = 255  # jobs.job_id is varchar(255)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -171,87 +150,21 @@ def parse_at(text: str) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def build_job(
-    task: str,
-    payload: dict[str, Any],
-    at: datetime | None,
-    cron: str | None,
-    job_id: str | None,
-    created_by: str,
-    now: datetime,
-) -> dict[str, Any]:
-    """The jobs row of a submitted job, as the job API writes it (insert_jobs fills the rest)."""
-    if "task" in payload and payload["task"] != task:
-        raise bad_input(f"--payload has task {payload['task']!r} but --task is {task!r}")
-    job_id = job_id if job_id is not None else f"job_{uuid.uuid4()}"
-    if not job_id.strip() or len(job_id) > ID_LIMIT:
-        raise bad_input(f"--id must be 1 to {ID_LIMIT} characters")
-    if not created_by.strip():
-        raise bad_input("--created-by must not be empty")
-    row: dict[str, Any] = {
-        "job_id": job_id,
-        "payload": {**payload, "task": task},
-        "status": JobStatus.SCHEDULED,
-        "attempts": 0,
-        "created_by": created_by,
-    }
-    if cron is not None:
-        try:
-            next_run = next_fire_time(cron, now)
-        except InvalidCron as exc:
-            raise bad_input(f"invalid --cron: {exc}") from None
-        return row | {
-            "job_type": JobType.RECURRING,
-            "cron_expression": cron.strip(),
-            "next_run_at": next_run,
-        }
-    if at is not None:
-        return row | {
-            "job_type": JobType.ONE_TIME,
-            "execution_mode": "SCHEDULED",
-            "next_run_at": at,
-        }
-    return row | {"job_type": JobType.ONE_TIME, "execution_mode": "IMMEDIATE", "next_run_at": now}
-
-
 @command
 def cmd_submit(args: argparse.Namespace) -> int:
     payload = parse_payload(args.payload)
     at = parse_at(args.at) if args.at is not None else None
+    job = (args.task, payload, at, args.cron, args.job_id, args.created_by)
     # Every input checked before any connection, so bad input is reported as such.
-    build_job(args.task, payload, at, args.cron, args.job_id, args.created_by, _utcnow())
+    build_job(*job, _utcnow())
     settings = load_settings()
-    _check_task(args.task, settings)
-    store = open_store(settings)
-    try:
-        row = build_job(
-            args.task, payload, at, args.cron, args.job_id, args.created_by, store.db_now()
-        )
-        try:
-            store.insert_jobs([row])
-        except IntegrityError:
-            raise CommandError(f"job {row['job_id']} already exists") from None
-    finally:
-        store.engine.dispose()
+    check_task(args.task, settings)
+    with job_store(settings) as store:
+        job_id = JobOperations(store).submit(*job)
     if at is not None and at < datetime.now(UTC):
         say(f"--at {at.isoformat()} is in the past: the job is due at once")
-    print(row["job_id"])
+    print(job_id)
     return 0
-
-
-def _check_task(task: str, settings: Settings) -> None:
-    from executors.registry import load_registry
-
-    try:
-        registry = load_registry(settings)
-    except Exception as exc:  # a broken plugin: configuration, not the operator's input
-        raise bad_input(f"cannot load the executors: {exc}") from None
-    try:
-        known = registry.tasks
-    finally:
-        registry.close()
-    if task not in known:
-        raise bad_input(f"unknown task {task!r}; known tasks: {', '.join(known)}")
 
 
 # --- list and show --------------------------------------------------------------------------
@@ -277,15 +190,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     types = parse_choices(args.type, list(JobType), "--type")
     if args.limit < 1:
         raise bad_input("--limit must be positive")
-    store = open_store(load_settings())
-    try:
-        rows = JobAdmin(store).list_jobs(statuses, types, args.limit + 1)
-    finally:
-        store.engine.dispose()
-    more = len(rows) > args.limit
-    rows = rows[: args.limit]
+    with job_store(load_settings()) as store:
+        listing = JobOperations(store).list_jobs(statuses, types, args.limit)
     if args.json:
-        for row in rows:
+        for row in listing.rows:
             print(_json(mask_value(row)))
     else:
         print_table(
@@ -296,28 +204,22 @@ def cmd_list(args: argparse.Namespace) -> int:
                     r["job_type"],
                     r["status"],
                     str(r["attempts"]),
-                    _time(r["next_run_at"]),
+                    utc_time(r["next_run_at"]),
                     _truncate(mask_text(r["failure_reason"] or ""), REASON_WIDTH),
                 ]
-                for r in rows
+                for r in listing.rows
             ],
         )
-    if more:
+    if listing.more:
         say(f"showing the first {args.limit} jobs; use --limit for more")
     return 0
 
 
 @command
 def cmd_show(args: argparse.Namespace) -> int:
-    store = open_store(load_settings())
-    try:
-        row = store.job_row(args.job_id)
-        if row is None:
-            raise CommandError(f"no job {args.job_id}")
-        runs = store.runs(args.job_id)
-    finally:
-        store.engine.dispose()
-    row, runs = mask_value(row), mask_value(runs)
+    with job_store(load_settings()) as store:
+        history = JobOperations(store).history(args.job_id)
+    row, runs = mask_value(history.job), mask_value(history.runs)
     if args.json:
         print(_json({"job": row, "runs": runs}))
         return 0
@@ -333,12 +235,12 @@ def cmd_show(args: argparse.Namespace) -> int:
         ["RUN AT (UTC)", "ATTEMPT", "WORKER", "STATUS", "STARTED", "FINISHED", "ERROR"],
         [
             [
-                _time(r["run_at"]),
+                utc_time(r["run_at"]),
                 str(r["attempt"]),
                 r["worker"] or "",
                 r["status"],
-                _time(r["started_at"]),
-                _time(r["finished_at"]),
+                utc_time(r["started_at"]),
+                utc_time(r["finished_at"]),
                 _truncate(r["error"], REASON_WIDTH),
             ]
             for r in runs
@@ -347,95 +249,34 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- cancel and retry -----------------------------------------------------------------------
+# --- cancel, pause, resume and retry --------------------------------------------------------
+
+
+def _change(args: argparse.Namespace, action: Callable[[JobOperations, str], JobChange]) -> int:
+    with job_store(load_settings()) as store:
+        done = action(JobOperations(store), args.job_id)
+    print(done.message)
+    return 0
 
 
 @command
 def cmd_cancel(args: argparse.Namespace) -> int:
-    store = open_store(load_settings())
-    try:
-        return _cancel(store, args.job_id)
-    finally:
-        store.engine.dispose()
-
-
-def _cancel(store: JobStore, job_id: str) -> int:
-    row = store.job_row(job_id)
-    if row is None:
-        raise CommandError(f"no job {job_id}")
-    status = row["status"]
-    if status in FINAL:
-        raise CommandError(f"job {job_id} is already {status}, which is final")
-    change = JobAdmin(store).cancel(job_id, status)
-    if not change.applied:
-        raise CommandError(f"job {job_id} changed meanwhile (now {change.status}); try again")
-    note = "; its running try is told to stop" if status in IN_FLIGHT else ""
-    print(f"job {job_id} cancelled (was {status}{note})")
-    return 0
+    return _change(args, JobOperations.cancel)
 
 
 @command
 def cmd_pause(args: argparse.Namespace) -> int:
-    store = open_store(load_settings())
-    try:
-        row = _row_in(store, args.job_id, JobStatus.SCHEDULED, "paused")
-        change = JobAdmin(store).pause(args.job_id)
-    finally:
-        store.engine.dispose()
-    if not change.applied:
-        raise CommandError(f"job {args.job_id} changed meanwhile (now {change.status}); try again")
-    print(f"job {args.job_id} paused (was {row['status']})")
-    return 0
+    return _change(args, JobOperations.pause)
 
 
 @command
 def cmd_resume(args: argparse.Namespace) -> int:
-    store = open_store(load_settings())
-    try:
-        row = _row_in(store, args.job_id, JobStatus.PAUSED, "resumed")
-        cron = row["cron_expression"] if row["job_type"] == JobType.RECURRING else None
-        try:
-            change = JobAdmin(store).resume(args.job_id, cron)
-        except InvalidCron as exc:
-            raise CommandError(f"job {args.job_id} stays PAUSED: {exc}") from None
-        resumed = store.job_row(args.job_id) if change.applied else None
-    finally:
-        store.engine.dispose()
-    if resumed is None:
-        raise CommandError(f"job {args.job_id} changed meanwhile (now {change.status}); try again")
-    print(f"job {args.job_id} resumed, next run {_time(resumed['next_run_at'])} UTC")
-    return 0
-
-
-def _row_in(store: JobStore, job_id: str, status: str, done: str) -> dict[str, Any]:
-    """The job's row if it has `status`; otherwise one line naming the state it is in."""
-    row = store.job_row(job_id)
-    if row is None:
-        raise CommandError(f"no job {job_id}")
-    if row["status"] != status:
-        raise CommandError(f"job {job_id} is {row['status']}: only a {status} job can be {done}")
-    return row
+    return _change(args, JobOperations.resume)
 
 
 @command
 def cmd_retry(args: argparse.Namespace) -> int:
-    store = open_store(load_settings())
-    try:
-        row = store.job_row(args.job_id)
-        if row is None:
-            raise CommandError(f"no job {args.job_id}")
-        if row["status"] != JobStatus.FAILED:
-            raise CommandError(
-                f"job {args.job_id} is {row['status']}: only a FAILED job can be retried"
-            )
-        change = JobAdmin(store).retry(args.job_id)
-    finally:
-        store.engine.dispose()
-    if not change.applied:
-        raise CommandError(f"job {args.job_id} changed meanwhile (now {change.status}); try again")
-    reason = f": {printable(mask_text(row['failure_reason']))}" if row["failure_reason"] else ""
-    print(f"job {args.job_id} scheduled again, due now (was FAILED{reason})")
-    return 0
+    return _change(args, JobOperations.retry)
 
 
 # --- output ---------------------------------------------------------------------------------
@@ -451,10 +292,6 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _time(value: datetime | None) -> str:
-    return "" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _value(value: Any) -> str:
