@@ -19,8 +19,8 @@ from sqlalchemy import select
 
 from jobexec.console import operations
 from jobexec.core.db.schema import dlq_replays
-from tests.e2e.conftest import Stack, http_payload
-from tests.support.network import free_port
+from jobexec.testing.network import free_port
+from jobexec.testing.stack import Stack, http_payload
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package, installed by scripts/test.sh
 USER, PASSWORD = "ops", "console-s3cret"

@@ -13,7 +13,7 @@ from jobexec.console import operations
 from jobexec.core.db.engine import make_engine
 from jobexec.core.db.migrate import upgrade
 from jobexec.core.db.store import JobStore
-from tests.support.config_files import ConfigFiles
+from jobexec.testing.config_files import ConfigFiles
 
 
 @pytest.fixture
