@@ -32,6 +32,7 @@ from jobexec.core.db.states import JobStatus
 from jobexec.core.db.store import JobStore
 from jobexec.testing import postgres
 from jobexec.testing.config_files import clean_environment
+from jobexec.testing.jobs import insert_rows, job_row
 from jobexec.testing.kafka import EventProducer as EventProducer
 from jobexec.testing.kafka import KafkaTopics, read_records
 from jobexec.testing.processes import Cli, RunningProcess, wait_ready, worker_args
@@ -94,21 +95,11 @@ def insert_jobs(
 ) -> None:
     """Rows as the scheduler leaves them (RUNNING, attempts 1) or as the job API writes them."""
     due = next_run_at or datetime.now(UTC) - timedelta(seconds=1)
-    for start in range(0, len(job_ids), _INSERT_CHUNK):
-        store.insert_jobs(
-            [
-                {
-                    "job_id": job_id,
-                    "job_type": "ONE_TIME",
-                    "execution_mode": "IMMEDIATE",
-                    "payload": dict(payload),
-                    "status": status,
-                    "attempts": attempts,
-                    "next_run_at": due,
-                }
-                for job_id in job_ids[start : start + _INSERT_CHUNK]
-            ]
-        )
+    rows = [
+        job_row(job_id, payload, status=status, attempts=attempts, next_run_at=due)
+        for job_id in job_ids
+    ]
+    insert_rows(store, rows, chunk=_INSERT_CHUNK)
 
 
 def finished_count(store: JobStore, prefix: str) -> int:

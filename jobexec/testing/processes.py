@@ -16,6 +16,17 @@ from typing import IO
 from jobexec.testing.waiting import wait_until
 
 
+def terminate(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """SIGTERM a server the tests started, SIGKILL if it outlives `timeout`; reaped either way."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+
+
 def jobexec_executable() -> str:
     """The `jobexec` script installed beside the running interpreter, else the one on PATH."""
     beside = Path(sys.prefix) / "bin" / "jobexec"

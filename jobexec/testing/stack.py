@@ -23,6 +23,7 @@ from jobexec.core.db.engine import make_engine
 from jobexec.core.db.store import JobStore
 from jobexec.testing.config_files import ConfigFiles
 from jobexec.testing.http_recorder import HttpRecorder
+from jobexec.testing.jobs import job_row
 from jobexec.testing.kafka import KafkaTopics
 from jobexec.testing.processes import Cli, RunningProcess, wait_ready, worker_args
 from jobexec.testing.task_messages import CeleryBroker
@@ -151,20 +152,16 @@ class Stack:
         next_run_at: datetime | None = None,
     ) -> None:
         """Insert a job row as the job API (and, for RUNNING rows, the scheduler) leaves it."""
-        self.store.insert_jobs(
-            [
-                {
-                    "job_id": job_id,
-                    "job_type": job_type,
-                    "execution_mode": "IMMEDIATE" if job_type == "ONE_TIME" else None,
-                    "cron_expression": cron,
-                    "payload": dict(payload),
-                    "status": status,
-                    "attempts": attempts,
-                    "next_run_at": next_run_at or datetime.now(UTC),
-                }
-            ]
+        row = job_row(
+            job_id,
+            payload,
+            status=status,
+            attempts=attempts,
+            job_type=job_type,
+            cron=cron,
+            next_run_at=next_run_at or datetime.now(UTC),
         )
+        self.store.insert_jobs([row])
 
     def row(self, job_id: str) -> dict[str, Any]:
         row = self.store.job_row(job_id)

