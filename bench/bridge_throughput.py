@@ -30,7 +30,7 @@ from bench.stack import (
     queue_depth,
     tree_rss_mb,
 )
-from tests.support.kafka import TEST_SESSION_TIMEOUT_MS
+from jobexec.testing.tansu import TEST_SESSION_TIMEOUT_MS
 
 BATCH = 500  # the bridge's default configs.kafka.consumer.max-poll-records
 BRIDGE = "jobexec bridge"
@@ -43,7 +43,9 @@ def run(stack: Stack, profile: Profile) -> Measurement:
     m = Measurement("bridge_throughput", "1 bridge throughput")
     deployment = stack.deploy(partitions=3, database=False)
     events = profile.bridge_events
-    EventProducer(stack.bootstrap).send_all(deployment.topics.topic, new_ids("job_bridge_", events))
+    producer = EventProducer(stack.bootstrap, linger_ms=5)
+    producer.produce_events(deployment.topics.topic, new_ids("job_bridge_", events))
+    producer.flush()
     raw_app = create_app(REDIS_URL)
     rss: list[dict[str, float]] = []
     for _ in range(profile.repetitions):

@@ -13,7 +13,6 @@ import html
 import re
 import statistics
 import time
-import uuid
 
 import psycopg
 from sqlalchemy import make_url
@@ -24,8 +23,8 @@ from jobexec.core.config import Settings
 from jobexec.core.db.engine import make_engine
 from jobexec.core.db.migrate import upgrade
 from jobexec.core.db.store import JobStore
+from jobexec.testing import postgres
 
-SERVER = "postgres@127.0.0.1:5432"
 FILL = """
 INSERT INTO jobs (job_id, job_type, execution_mode, cron_expression, payload, status, attempts,
                   failure_reason, next_run_at, created_at, updated_at, created_by)
@@ -60,22 +59,19 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=1_000_000)
     p.add_argument("--repeat", type=int, default=20)
     args = p.parse_args()
-    name = f"jobexec_console_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(f"postgresql://{SERVER}/postgres", autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+    name = postgres.create_database("jobexec_console_")
     try:
         run(name, args.rows, args.repeat)
     finally:
-        with psycopg.connect(f"postgresql://{SERVER}/postgres", autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        postgres.drop_database(name)
 
 
 def run(name: str, rows: int, repeat: int) -> None:
-    url = f"postgresql+psycopg://{SERVER}/{name}"
+    url = postgres.sqlalchemy_url(name)
     store = JobStore(make_engine(make_url(url)))
     upgrade(store.engine)
     started = time.perf_counter()
-    with psycopg.connect(f"postgresql://{SERVER}/{name}", autocommit=True) as conn:
+    with psycopg.connect(postgres.libpq_url(name), autocommit=True) as conn:
         conn.execute(FILL.replace("{rows}", str(int(rows))).encode())
         conn.execute("ANALYZE jobs")
     print(f"{rows} jobs inserted in {time.perf_counter() - started:.1f} s")
@@ -103,7 +99,7 @@ def run(name: str, rows: int, repeat: int) -> None:
     print(f"{'page':<36} {'median ms':>10} {'p95 ms':>8}")
     time_pages(client, pages, repeat)
     # The index the README suggests for prefix search on job ids (jobexec never alters jobs).
-    with psycopg.connect(f"postgresql://{SERVER}/{name}", autocommit=True) as conn:
+    with psycopg.connect(postgres.libpq_url(name), autocommit=True) as conn:
         conn.execute(PATTERN_INDEX.encode())
     time_pages(client, {"id prefix, with the pattern index": PAGES["id prefix job_00042"]}, repeat)
     store.engine.dispose()

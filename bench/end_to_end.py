@@ -27,7 +27,8 @@ def run(pipeline: Pipeline, profile: Profile) -> Measurement:
         prefix = f"job_e2e{rep}_"
         ids = pipeline.prepare(prefix, count)
         started = time.time()
-        pipeline.bulk.send_all(pipeline.topic, ids)
+        pipeline.bulk.produce_events(pipeline.topic, ids)
+        pipeline.bulk.flush()
         finished = pipeline.wait_finished(prefix, count)
         m.figure(JOBEXEC, "jobs/s").samples.append(count / (max(finished.values()) - started))
         failed += count - status_count(pipeline.store, prefix, "COMPLETED")

@@ -30,7 +30,7 @@ def run(pipeline: Pipeline, profile: Profile, capacity: float) -> Measurement:
         for job_id, due in zip(ids, _schedule(rate, count), strict=True):
             _sleep_until(due)
             stamp = int(time.time() * 1000)
-            pipeline.paced.send(pipeline.topic, job_id, timestamp_ms=stamp)
+            pipeline.paced.produce_event(pipeline.topic, job_id, timestamp_ms=stamp)
             sent[job_id] = stamp / 1000
         pipeline.paced.flush()
         finished = pipeline.wait_finished(prefix, count)

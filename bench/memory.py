@@ -43,7 +43,9 @@ def run(
     count = profile.memory_events
     ids = new_ids("job_mem_", count)
     insert_jobs(store, ids, {"task": "noop"})
-    EventProducer(stack.bootstrap).send_all(deployment.topics.topic, ids)
+    producer = EventProducer(stack.bootstrap, linger_ms=5)
+    producer.produce_events(deployment.topics.topic, ids)
+    producer.flush()
     worker = stack.worker(deployment, concurrency, wait=False)
     bridge = stack.bridge(deployment, wait=False)
     stack.worker_ready(worker)

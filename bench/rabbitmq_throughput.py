@@ -26,7 +26,7 @@ from bench.raw_celery_app import raw_kwargs
 from bench.results import Measurement, Target, ratio
 from bench.stack import Deployment, EventProducer, Stack, new_ids
 
-# The tests' RabbitMQ (tests/support/rabbitmq_queue.py); queues of the run's own on it.
+# The tests' RabbitMQ (jobexec/testing/rabbitmq_queue.py); queues of the run's own on it.
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
 _kombu: Any = kombu  # kombu has no type hints
 
@@ -45,7 +45,9 @@ def run(stack: Stack, profile: Profile) -> Measurement:
     # Each publish waits for its confirm: the one-at-a-time count, not the pipelined one.
     events = profile.single_publishes
     deployment = stack.deploy(partitions=3, database=False)
-    EventProducer(stack.bootstrap).send_all(deployment.topics.topic, new_ids("job_rmq_", events))
+    producer = EventProducer(stack.bootstrap)
+    producer.produce_events(deployment.topics.topic, new_ids("job_rmq_", events))
+    producer.flush()
     for _ in range(profile.repetitions):
         m.figure(BRIDGE, "events/s").samples.append(_bridge(stack, deployment, events))
         m.figure(RAW_CONFIRMED, "msgs/s").samples.append(_publish(events, confirm=True))

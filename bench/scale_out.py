@@ -33,7 +33,7 @@ def run(stack: Stack, profile: Profile) -> Measurement:
     deployment = stack.deploy(partitions=1, database=True)
     store = deployment.job_store()
     bridge = stack.bridge(deployment)
-    producer = EventProducer(stack.bootstrap)
+    producer = EventProducer(stack.bootstrap, linger_ms=5)
     levels = profile.scale_workers
     # One worker per level, its repetitions back to back: a worker start costs seconds.
     for workers in levels:
@@ -43,7 +43,8 @@ def run(stack: Stack, profile: Profile) -> Measurement:
             prefix = f"job_scale{rep}_{workers}_"
             ids = new_ids(prefix, count)
             insert_jobs(store, ids, {"task": "sleep", "seconds": SLEEP_S})
-            producer.send_all(deployment.topics.topic, ids)
+            producer.produce_events(deployment.topics.topic, ids)
+            producer.flush()
             wait_for(
                 f"{count} sleep jobs on {workers} workers (log: {worker.log_path})",
                 lambda prefix=prefix, count=count: finished_count(store, prefix) >= count,

@@ -22,7 +22,7 @@ from bench.stack import (
     status_count,
     wait_for,
 )
-from tests.support.kafka import KafkaTopics
+from jobexec.testing.kafka import KafkaTopics
 
 DISPATCHED = "jobexec scheduler (batch 500)"
 PARTITIONS = 3

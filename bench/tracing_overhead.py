@@ -43,8 +43,8 @@ from bench.stack import (
     status_count,
     wait_for,
 )
-from tests.support.http_recorder import HttpRecorder
-from tests.support.processes import RunningProcess
+from jobexec.testing.http_recorder import HttpRecorder
+from jobexec.testing.processes import RunningProcess
 
 OFF = "jobexec, tracing off (default)"
 ON = "jobexec, tracing on (OTLP export)"
@@ -191,7 +191,8 @@ def _burst(producer: EventProducer, side: _Side, prefix: str, count: int) -> flo
     ids = new_ids(prefix, count)
     insert_jobs(store, ids, NOOP)
     started = time.time()
-    producer.send_all(side.deployment.topics.topic, ids)
+    producer.produce_events(side.deployment.topics.topic, ids)
+    producer.flush()
     wait_for(
         f"{count} {prefix}* jobs to finish (worker log: {side.worker.log_path})",
         lambda: finished_count(store, prefix) >= count,

@@ -12,14 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import postgres, rabbitmq_queue, redis_queue
-from tests.support.config_files import ConfigFiles
-from tests.support.http_recorder import HttpRecorder
-from tests.support.kafka import KafkaTopics, TansuBroker
-from tests.support.processes import Cli
-from tests.support.rabbitmq_queue import RabbitBroker
-from tests.support.redis_queue import RedisBroker
-from tests.support.task_messages import CeleryBroker
+from jobexec.testing import postgres, rabbitmq_queue, redis_queue
+from jobexec.testing.config_files import ConfigFiles
+from jobexec.testing.http_recorder import HttpRecorder
+from jobexec.testing.kafka import KafkaTopics
+from jobexec.testing.processes import Cli
+from jobexec.testing.rabbitmq_queue import RabbitBroker
+from jobexec.testing.redis_queue import RedisBroker
+from jobexec.testing.tansu import TansuBroker
+from jobexec.testing.task_messages import CeleryBroker
 
 _REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 

@@ -24,20 +24,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import KafkaError, Message, Producer
-from sqlalchemy import make_url, text
+from sqlalchemy import make_url
 
+from jobexec.core.db.browse import JobTally
 from jobexec.core.db.engine import make_engine
 from jobexec.core.db.store import JobStore
-from tests.chaos.faults import TEST_APPLICATION_NAME, PrivateRedis, TcpProxy, locate_messages
-from tests.e2e.conftest import Stack, http_payload
-from tests.support.config_files import ConfigFiles
-from tests.support.http_recorder import HttpRecorder
-from tests.support.kafka import KafkaTopics
-from tests.support.processes import Cli, RunningProcess
-from tests.support.rabbitmq_queue import RabbitBroker
-from tests.support.redis_queue import RedisBroker
-from tests.support.waiting import wait_until
+from jobexec.testing.config_files import ConfigFiles
+from jobexec.testing.http_recorder import HttpRecorder
+from jobexec.testing.jobs import insert_rows, job_row
+from jobexec.testing.kafka import EventProducer, KafkaTopics
+from jobexec.testing.network import TcpProxy
+from jobexec.testing.processes import Cli, RunningProcess, wait_ready, worker_args
+from jobexec.testing.rabbitmq_queue import RabbitBroker
+from jobexec.testing.redis_queue import RedisBroker
+from jobexec.testing.redis_server import PrivateRedis
+from jobexec.testing.stack import Stack, http_payload
+from jobexec.testing.waiting import wait_until
+from tests.chaos.faults import TEST_APPLICATION_NAME, locate_messages
 
 SCALE = float(os.environ.get("JOBEXEC_CHAOS_SCALE", "1") or "1")
 REPORT = os.environ.get("JOBEXEC_CHAOS_REPORT")
@@ -64,12 +67,6 @@ def scaled(count: int) -> int:
 
 def job_ids(prefix: str, count: int) -> list[str]:
     return [f"job_{prefix}_{n:05d}" for n in range(count)]
-
-
-def job_event(job_id: str, attempt: int = 1) -> tuple[bytes, bytes]:
-    """A JobEvent record as the scheduler publishes it: key = job id, value = the JSON."""
-    value = {"jobId": job_id, "attempt": attempt, "scheduledAt": time.time()}
-    return job_id.encode(), json.dumps(value).encode()
 
 
 # --- the stream --------------------------------------------------------------------------------
@@ -107,27 +104,19 @@ class EventStream:
         assert not self.errors, f"records not delivered: {self.errors[:5]}"
 
     def _run(self) -> None:
-        producer = Producer(
-            {"bootstrap.servers": self.kafka.bootstrap, "enable.idempotence": True, "linger.ms": 5}
-        )
-
-        def delivered(err: KafkaError | None, _msg: Message) -> None:
-            if err is not None:
-                self.errors.append(err.str())
-
+        producer = EventProducer(self.kafka.bootstrap, linger_ms=5)
         started = time.monotonic()
         try:
             for n, (key, value) in enumerate(self.records):
-                producer.produce(self.kafka.topic, key=key, value=value, on_delivery=delivered)
+                producer.produce(self.kafka.topic, key, value)
                 self.sent = n + 1
-                producer.poll(0)
                 # Sleep, not poll(timeout): poll returns early on every delivery report.
                 pause = started + self.sent / self.per_second - time.monotonic()
                 if pause > 0:
                     time.sleep(pause)
-            left = producer.flush(60)
-            if left:
-                self.errors.append(f"{left} records still unacknowledged")
+            producer.flush(60)
+        except AssertionError as exc:
+            self.errors.append(str(exc))
         finally:
             self.finished.set()
 
@@ -183,6 +172,7 @@ class ChaosStack(Stack):
                 make_url(self.pg_url), connect_args={"application_name": TEST_APPLICATION_NAME}
             )
         )
+        self.tally = JobTally(self.store.engine)
         self.work_dir = work_dir
         self.db_proxy: TcpProxy | None = None
         self.broker_proxy: TcpProxy | None = None
@@ -229,20 +219,7 @@ class ChaosStack(Stack):
         """Start one more `jobexec bridge|worker|scheduler`; named `<kind>-<n>`."""
         self._launched += 1
         name = f"{kind}-{self._launched}"
-        if kind == "worker":
-            args: tuple[str, ...] = (
-                "worker",
-                "--concurrency",
-                str(concurrency),
-                "--pool",
-                "prefork",
-                "--loglevel",
-                "INFO",
-                "-n",
-                f"{name}@%h",
-            )
-        else:
-            args = (kind,)
+        args = worker_args(concurrency, hostname=f"{name}@%h") if kind == "worker" else [kind]
         process = self.cli.start(*args, env=self.env, name=name)
         self.processes[name] = process
         if wait:
@@ -250,12 +227,7 @@ class ChaosStack(Stack):
         return process
 
     def wait_ready(self, process: RunningProcess, timeout: float = 60.0) -> None:
-        if "worker" in process.argv:
-            process.wait_for_log(r"@\S+ ready", timeout=timeout)
-        elif "bridge" in process.argv:
-            process.wait_for_log(r"assigned .*" + re.escape(self.kafka.topic) + r"\[", timeout)
-        else:
-            process.wait_for_log(re.escape(self.kafka.topic), timeout=timeout)
+        wait_ready(process, self.kafka.topic, timeout)
 
     def running(self, kind: str) -> list[RunningProcess]:
         return [p for n, p in self.processes.items() if n.startswith(kind) and p.running()]
@@ -276,19 +248,9 @@ class ChaosStack(Stack):
         them after dispatching, or SCHEDULED with attempts 0 for `jobexec scheduler`.
         `payload_fields` are added to each payload (`max_run_seconds=2`)."""
         payload = http_payload(self.http.url(EXEC_PATH), **payload_fields)
-        rows = [
-            {
-                "job_id": job_id,
-                "job_type": "ONE_TIME",
-                "execution_mode": "IMMEDIATE",
-                "payload": payload,
-                "status": status,
-                "attempts": 1 if status == "RUNNING" else 0,
-            }
-            for job_id in ids
-        ]
-        for start in range(0, len(rows), 1000):
-            self.store.insert_jobs(rows[start : start + 1000])
+        attempts = 1 if status == "RUNNING" else 0
+        rows = [job_row(job_id, payload, status=status, attempts=attempts) for job_id in ids]
+        insert_rows(self.store, rows)
 
     def stream(
         self, records: Sequence[tuple[bytes | None, bytes | None]], per_second: float
@@ -296,21 +258,13 @@ class ChaosStack(Stack):
         return EventStream(self.kafka, records, per_second).start()
 
     def status_counts(self) -> Counter[str]:
-        with self.store.engine.connect() as conn:
-            rows = conn.execute(text("SELECT status, count(*) FROM jobs GROUP BY status")).all()
-        return Counter({str(status): int(n) for status, n in rows})
+        return Counter(self.tally.status_counts())
 
     def job_states(self) -> dict[str, tuple[str, int]]:
-        with self.store.engine.connect() as conn:
-            rows = conn.execute(text("SELECT job_id, status, attempts FROM jobs")).all()
-        return {str(r[0]): (str(r[1]), int(r[2])) for r in rows}
+        return self.tally.job_states()
 
     def unfinished_runs(self) -> list[dict[str, Any]]:
-        with self.store.engine.connect() as conn:
-            rows = conn.execute(
-                text("SELECT job_id, attempt, worker FROM job_runs WHERE finished_at IS NULL")
-            ).mappings()
-            return [dict(r) for r in rows]
+        return self.tally.unfinished_runs()
 
     def wait_settled(self, expected_jobs: int, timeout: float) -> float | None:
         """Wait until every job exists and none is RUNNING; returns when (monotonic), or None."""

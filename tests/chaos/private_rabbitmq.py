@@ -21,8 +21,8 @@ from typing import IO
 
 from kombu.connection import Connection
 
-from tests.support.network import free_port
-from tests.support.waiting import wait_until
+from jobexec.testing.network import free_port
+from jobexec.testing.waiting import wait_until
 
 # Debian's rabbitmq-server package: the scripts themselves, not /usr/sbin's wrappers, which
 # switch to the rabbitmq user and cd into its home.

@@ -15,9 +15,10 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.chaos.conftest import ChaosStack, job_event, job_ids, scaled
-from tests.support.processes import RunningProcess
-from tests.support.waiting import wait_until
+from jobexec.testing.events import event_record
+from jobexec.testing.processes import RunningProcess
+from jobexec.testing.waiting import wait_until
+from tests.chaos.conftest import ChaosStack, job_ids, scaled
 
 pytestmark = pytest.mark.chaos
 
@@ -31,7 +32,7 @@ def test_given_a_stream_when_the_bridge_is_killed_9_repeatedly_then_none_is_lost
     chaos.insert_http_jobs(ids)
     chaos.launch("worker")
     bridge = chaos.launch("bridge")
-    stream = chaos.stream([job_event(j) for j in ids], per_second=len(ids) / 20)
+    stream = chaos.stream([event_record(j) for j in ids], per_second=len(ids) / 20)
 
     # When the bridge is killed with SIGKILL three times mid-stream, a new one started each time
     kills: list[float] = []
@@ -57,7 +58,7 @@ def test_given_a_stream_when_bridge_and_workers_get_sigterm_and_restart_then_non
     chaos.insert_http_jobs(ids)
     workers = [chaos.launch("worker", concurrency=2), chaos.launch("worker", concurrency=2)]
     bridge = chaos.launch("bridge")
-    stream = chaos.stream([job_event(j) for j in ids], per_second=len(ids) / 15)
+    stream = chaos.stream([event_record(j) for j in ids], per_second=len(ids) / 15)
 
     # When bridge and workers get SIGTERM a third into the stream, then start again
     stream.wait_sent(0.33)
@@ -86,7 +87,7 @@ def test_given_a_stream_when_bridges_join_and_leave_then_none_is_lost_or_run_twi
     chaos.insert_http_jobs(ids)
     chaos.launch("worker")
     first = chaos.launch("bridge")
-    stream = chaos.stream([job_event(j) for j in ids], per_second=len(ids) / 40)
+    stream = chaos.stream([event_record(j) for j in ids], per_second=len(ids) / 40)
 
     def settled_after(change: Callable[[], object], members: list[RunningProcess]) -> None:
         """Make one membership change, then wait until every remaining member is assigned
@@ -142,7 +143,7 @@ def test_given_a_poison_storm_when_the_bridge_reads_it_then_bad_go_to_the_dlt_go
     records: list[tuple[bytes | None, bytes | None]] = []
     poison: list[bytes] = []
     for job_id in ids:
-        records.append(job_event(job_id))
+        records.append(event_record(job_id))
         if rng.random() < 1 / 9:  # one bad record for every nine good ones: 10% of the stream
             bad = rng.choice(kinds)(f"{job_id}_bad")
             poison.append(bad)

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
+from jobexec.testing.waiting import wait_until
 from tests.chaos.conftest import ChaosStack, job_ids, scaled
 from tests.chaos.faults import delete_messages
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.chaos
 

@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from tests.chaos.conftest import SHORT_LEASE, ChaosStack, job_event, job_ids, scaled
-from tests.support.rabbitmq_queue import RabbitBroker
+from jobexec.testing.events import event_record
+from jobexec.testing.rabbitmq_queue import RabbitBroker
+from tests.chaos.conftest import SHORT_LEASE, ChaosStack, job_ids, scaled
 
 pytestmark = pytest.mark.chaos
 
@@ -36,7 +37,7 @@ def test_given_a_stream_when_rabbitmq_is_cut_off_and_restored_then_none_is_lost_
     sweeper = chaos.cli.start("scheduler", "--sweep-only", env=chaos.env, name="sweeper")
     chaos.processes["sweeper"] = sweeper
     chaos.wait_ready(sweeper)
-    stream = chaos.stream([job_event(j) for j in ids], per_second=len(ids) / 15)
+    stream = chaos.stream([event_record(j) for j in ids], per_second=len(ids) / 15)
 
     # When every RabbitMQ connection is reset mid-stream and new ones refused for seconds
     stream.wait_sent(0.4)

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos.conftest import EXEC_PATH, SHORT_LEASE, ChaosStack, job_event, job_ids, scaled
+from jobexec.testing.events import event_record
+from jobexec.testing.rabbitmq_queue import RabbitBroker
+from jobexec.testing.waiting import wait_until
+from tests.chaos.conftest import EXEC_PATH, SHORT_LEASE, ChaosStack, job_ids, scaled
 from tests.chaos.private_rabbitmq import PrivateRabbitMQ, rabbitmq_missing
-from tests.support.rabbitmq_queue import RabbitBroker
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.chaos
 
@@ -51,7 +52,7 @@ def test_given_a_stream_when_rabbitmq_is_stopped_and_restarted_then_none_is_lost
     sweeper = chaos.cli.start("scheduler", "--sweep-only", env=chaos.env, name="sweeper")
     chaos.processes["sweeper"] = sweeper
     chaos.wait_ready(sweeper)
-    stream = chaos.stream([job_event(j) for j in ids], per_second=len(ids) / 15)
+    stream = chaos.stream([event_record(j) for j in ids], per_second=len(ids) / 15)
 
     # When the node is stopped mid-stream, with tasks queued and running, and started again
     # on the same data directory

@@ -11,9 +11,10 @@ from dataclasses import replace
 
 import pytest
 
-from tests.chaos.conftest import EXEC_PATH, ChaosStack, job_event, job_ids, scaled
-from tests.support.rabbitmq_queue import RabbitBroker
-from tests.support.waiting import wait_until
+from jobexec.testing.events import event_record
+from jobexec.testing.rabbitmq_queue import RabbitBroker
+from jobexec.testing.waiting import wait_until
+from tests.chaos.conftest import EXEC_PATH, ChaosStack, job_ids, scaled
 
 pytestmark = pytest.mark.chaos
 
@@ -76,7 +77,7 @@ def test_given_two_routed_queues_when_one_queues_workers_are_killed_9_then_the_o
         first_http = chaos.processes["worker-http-1"]
         chaos.launch("bridge")
         # And a stream of both kinds, interleaved
-        records = [job_event(j) for j in sorted(http_ids + sleep_ids, key=lambda j: j[-5:])]
+        records = [event_record(j) for j in sorted(http_ids + sleep_ids, key=lambda j: j[-5:])]
         chaos.stream(records, per_second=len(records) / 10).join()
 
         # When the http queue's worker (main process and pool) is killed with SIGKILL mid-run

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from tests.chaos.conftest import SHORT_LEASE, ChaosStack, job_event, job_ids, scaled
+from jobexec.testing.events import event_record
+from tests.chaos.conftest import SHORT_LEASE, ChaosStack, job_ids, scaled
 from tests.chaos.faults import terminate_backends
 
 pytestmark = pytest.mark.chaos
@@ -152,7 +153,7 @@ def test_given_a_stream_when_redis_crashes_and_restarts_from_its_aof_then_none_i
     chaos.processes["sweeper"] = sweeper
     chaos.wait_ready(sweeper)
     supervisor = _Supervisor(chaos)
-    stream = chaos.stream([job_event(j) for j in ids], per_second=len(ids) / 15)
+    stream = chaos.stream([event_record(j) for j in ids], per_second=len(ids) / 15)
 
     # When Redis is killed with SIGKILL mid-stream and started again seconds later
     stream.wait_sent(0.4)

@@ -10,16 +10,17 @@ import time
 
 import pytest
 
+from jobexec.testing.events import event_record
+from jobexec.testing.redis_queue import expire_visibility
+from jobexec.testing.waiting import wait_until
 from tests.chaos.conftest import (
     EXEC_PATH,
     SHORT_LEASE,
     ChaosStack,
-    job_event,
     job_ids,
     scaled,
 )
-from tests.chaos.faults import child_pids, expire_visibility, sigkill
-from tests.support.waiting import wait_until
+from tests.chaos.faults import child_pids, sigkill
 
 pytestmark = pytest.mark.chaos
 
@@ -47,7 +48,7 @@ def test_given_long_jobs_when_a_pool_child_is_killed_9_then_all_complete_and_onl
     chaos.insert_http_jobs(ids)
     worker = chaos.launch("worker", concurrency=4)
     chaos.launch("bridge")
-    chaos.stream([job_event(j) for j in ids], per_second=200).join()
+    chaos.stream([event_record(j) for j in ids], per_second=200).join()
 
     # When a busy child is killed with SIGKILL, twice, in two different waves of jobs
     cut_off: set[str] = set()
@@ -135,7 +136,7 @@ def test_given_a_running_job_when_the_visibility_timeout_redelivers_its_task_the
     chaos.insert_http_jobs(ids)
     chaos.launch("worker", concurrency=4)
     chaos.launch("bridge")
-    chaos.stream([job_event(j) for j in ids], per_second=100).join()
+    chaos.stream([event_record(j) for j in ids], per_second=100).join()
     wait_until(lambda: len(chaos.http.calls(EXEC_PATH)) >= len(ids), 60, interval=0.1)
 
     # When their visibility timeout passes while they still run: the unacknowledged messages
@@ -176,7 +177,7 @@ def test_given_runs_hanging_in_their_executor_when_their_limit_passes_then_they_
     # When the endpoint hangs (it answers after 10 minutes) for the first 4 calls, which fill
     # every child, and answers at once afterwards
     chaos.http.delay(EXEC_PATH, 600)
-    chaos.stream([job_event(j) for j in ids], per_second=200).join()
+    chaos.stream([event_record(j) for j in ids], per_second=200).join()
     wait_until(lambda: len(chaos.http.calls(EXEC_PATH)) >= 4, 60, interval=0.05)
     hung_at = time.monotonic()
     chaos.http.delay(EXEC_PATH, 0)

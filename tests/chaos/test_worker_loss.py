@@ -12,9 +12,10 @@ import time
 
 import pytest
 
-from tests.chaos.conftest import EXEC_PATH, ChaosStack, job_event, job_ids, scaled
-from tests.chaos.faults import expire_visibility
-from tests.support.waiting import wait_until
+from jobexec.testing.events import event_record
+from jobexec.testing.redis_queue import expire_visibility
+from jobexec.testing.waiting import wait_until
+from tests.chaos.conftest import EXEC_PATH, ChaosStack, job_ids, scaled
 
 pytestmark = pytest.mark.chaos
 
@@ -41,7 +42,7 @@ def test_given_no_scheduler_when_the_whole_worker_is_killed_9_then_its_tries_are
     chaos.insert_http_jobs(ids)
     first = chaos.launch("worker", concurrency=CONCURRENCY)
     chaos.launch("bridge")
-    chaos.stream([job_event(j) for j in ids], per_second=200).join()
+    chaos.stream([event_record(j) for j in ids], per_second=200).join()
 
     # When the whole worker (main process and pool) is killed with SIGKILL mid-stream
     wait_until(lambda: len(chaos.http.calls(EXEC_PATH)) >= len(ids) // 4, 60, interval=0.1)

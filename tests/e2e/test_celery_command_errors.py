@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from jobexec.testing.config_files import ConfigFiles
 from tests.e2e.test_configuration_errors import _assert_one_clean_line
-from tests.support.config_files import ConfigFiles
 
 SECRET = "hunter2xyz"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from jobexec.cli.main import parser
-from tests.support.config_files import clean_environment
-from tests.support.processes import Cli
+from jobexec.testing.config_files import clean_environment
+from jobexec.testing.processes import Cli
 
 
 def _commands() -> list[tuple[str, ...]]:

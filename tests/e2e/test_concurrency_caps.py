@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.e2e.conftest import Stack
+from jobexec.testing.stack import Stack
 
 SLEEPS = ("job_sleep_1", "job_sleep_2", "job_sleep_3")
 

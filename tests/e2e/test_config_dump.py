@@ -3,8 +3,8 @@ properties are masked, ordinary values shown."""
 
 from __future__ import annotations
 
-from tests.support.config_files import ConfigFiles
-from tests.support.processes import Cli
+from jobexec.testing.config_files import ConfigFiles
+from jobexec.testing.processes import Cli
 
 SECRETS = ("S3cretA", "pa/ss", "PEMBODY", "OAUTHSEC", "Tok3n", "SmtpPw")
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.config_files import ConfigFiles, clean_environment
-from tests.support.kafka import KafkaTopics
-from tests.support.processes import Cli
-from tests.support.redis_queue import RedisBroker
+from jobexec.testing.config_files import ConfigFiles, clean_environment
+from jobexec.testing.kafka import KafkaTopics
+from jobexec.testing.processes import Cli
+from jobexec.testing.redis_queue import RedisBroker
 
 SECRET = "hunter2xyz"
 

@@ -18,8 +18,8 @@ from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwrig
 from sqlalchemy import select
 
 from jobexec.core.db.schema import dlq_replays
-from tests.e2e.conftest import Stack, http_payload
-from tests.support.network import free_port
+from jobexec.testing.network import free_port
+from jobexec.testing.stack import Stack, http_payload
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package, installed by scripts/test.sh
 USER, PASSWORD = "ops", "console-s3cret"

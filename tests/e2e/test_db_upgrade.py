@@ -5,8 +5,8 @@ from __future__ import annotations
 import psycopg
 from sqlalchemy import make_url
 
-from tests.support.config_files import ConfigFiles
-from tests.support.processes import Cli
+from jobexec.testing.config_files import ConfigFiles
+from jobexec.testing.processes import Cli
 
 # The jobs table as the neighbouring job API creates it, plus a column of its own.
 FOREIGN_JOBS_TABLE = """

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.config_files import clean_environment
-from tests.support.processes import Cli
-from tests.support.waiting import wait_until
+from jobexec.testing.config_files import clean_environment
+from jobexec.testing.processes import Cli
+from jobexec.testing.waiting import wait_until
 
 
 def _processes_mentioning(marker: str) -> list[int]:

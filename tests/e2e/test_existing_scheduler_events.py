@@ -10,8 +10,8 @@ import json
 import time
 from datetime import UTC, datetime
 
-from tests.e2e.conftest import Stack, http_payload
-from tests.support.waiting import wait_until
+from jobexec.testing.stack import Stack, http_payload
+from jobexec.testing.waiting import wait_until
 
 
 def _event_json(job_id: str, attempt: int, scheduled_at_literal: str) -> str:

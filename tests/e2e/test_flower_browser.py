@@ -15,9 +15,9 @@ from pathlib import Path
 
 import javaproperties
 
-from tests.e2e.conftest import Stack, http_payload
-from tests.support.network import free_port
-from tests.support.waiting import wait_until
+from jobexec.testing.network import free_port
+from jobexec.testing.stack import Stack, http_payload
+from jobexec.testing.waiting import wait_until
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 USER, PASSWORD = "ops", "flower-s3cret"

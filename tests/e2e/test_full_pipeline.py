@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import STOP_BOUND_S, Stack, http_payload
-from tests.support.waiting import wait_until
+from jobexec.testing.stack import STOP_BOUND_S, Stack, http_payload
+from jobexec.testing.waiting import wait_until
 
 # Contract 10: the pipeline holds on each broker jobexec supports.
 pytestmark = pytest.mark.parametrize("celery_broker", ["redis", "rabbitmq"], indirect=True)

@@ -19,15 +19,8 @@ from jobexec.core.db.schema import job_runs
 from jobexec.core.deadletter import DeadLetter
 from jobexec.core.events import JobEvent, Origin
 from jobexec.core.outcomes import EXHAUSTED_FQCN, exhaustion_reason
-from tests.e2e.conftest import Stack, db_now
-
-DLT_HEADERS = (
-    "kafka_dlt-exception-fqcn",
-    "kafka_dlt-exception-message",
-    "kafka_dlt-original-topic",
-    "kafka_dlt-original-partition",
-    "kafka_dlt-original-offset",
-)
+from jobexec.testing.events import DLT_HEADERS
+from jobexec.testing.stack import Stack, db_now
 
 
 def jobexec(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from tests.support.config_files import ConfigFiles
-from tests.support.processes import Cli
-from tests.support.redis_queue import RedisBroker
+from jobexec.testing.config_files import ConfigFiles
+from jobexec.testing.processes import Cli
+from jobexec.testing.redis_queue import RedisBroker
 
 
 def test_given_level_warn_when_db_upgrade_runs_then_its_info_line_is_left_out(

@@ -9,9 +9,9 @@ import urllib.request
 
 import pytest
 
-from tests.e2e.conftest import Stack, http_payload
-from tests.support.network import free_port
-from tests.support.waiting import wait_until
+from jobexec.testing.network import free_port
+from jobexec.testing.stack import Stack, http_payload
+from jobexec.testing.waiting import wait_until
 
 
 def get(port: int, path: str) -> tuple[int, str]:

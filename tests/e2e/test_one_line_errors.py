@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from jobexec.testing.config_files import ConfigFiles, clean_environment
+from jobexec.testing.network import free_port
+from jobexec.testing.processes import Cli
 from tests.e2e.test_configuration_errors import _assert_one_clean_line
-from tests.support.config_files import ConfigFiles, clean_environment
-from tests.support.network import free_port
-from tests.support.processes import Cli
 
 PASSWORD = "Unr3achable"
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import Stack, http_payload
-from tests.support.config_files import ConfigFiles
-from tests.support.kafka import KafkaTopics
-from tests.support.processes import Cli
-from tests.support.redis_queue import RedisBroker
+from jobexec.testing.config_files import ConfigFiles
+from jobexec.testing.kafka import KafkaTopics
+from jobexec.testing.processes import Cli
+from jobexec.testing.redis_queue import RedisBroker
+from jobexec.testing.stack import Stack, http_payload
 
 SMTP_SECRET = "smtp-Hunter2-pw"
 

@@ -8,21 +8,14 @@ import time
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
 from jobexec.core.celeryapp import create_app
 from jobexec.core.config import Settings
 from jobexec.core.taskmessage import TASK_NAME
-from tests.e2e.conftest import Stack, http_payload
-from tests.support.waiting import wait_until
-
-DLT_HEADERS = {
-    "kafka_dlt-exception-fqcn",
-    "kafka_dlt-exception-message",
-    "kafka_dlt-original-topic",
-    "kafka_dlt-original-partition",
-    "kafka_dlt-original-offset",
-}
+from jobexec.testing.events import DLT_HEADERS
+from jobexec.testing.kafka import committed_offsets
+from jobexec.testing.stack import Stack, http_payload
+from jobexec.testing.waiting import wait_until
 
 
 def test_given_poison_records_when_the_bridge_reads_them_then_they_are_dead_lettered_and_it_goes_on(
@@ -57,7 +50,7 @@ def test_given_poison_records_when_the_bridge_reads_them_then_they_are_dead_lett
     assert sorted(r.value for r in dead) == expected_values, dead
     for record in dead:
         assert record.key == b"job_after_poison"
-        assert set(record.headers) >= DLT_HEADERS, record.headers
+        assert set(record.headers) >= set(DLT_HEADERS), record.headers
         source = sources[record.value]
         assert record.headers["kafka_dlt-original-topic"] == stack.kafka.topic.encode()
         assert record.headers["kafka_dlt-original-partition"] == str(source.partition).encode()
@@ -82,15 +75,10 @@ def test_given_poison_records_when_the_bridge_reads_them_then_they_are_dead_lett
 
 
 def _committed(stack: Stack, partition: int) -> int:
-    # Reading a group's committed offsets does not join the group.
-    consumer = Consumer(
-        {"bootstrap.servers": stack.kafka.bootstrap, "group.id": stack.kafka.group_id}
-    )
-    try:
-        [tp] = consumer.committed([TopicPartition(stack.kafka.topic, partition)], timeout=5)
-        return int(tp.offset)
-    finally:
-        consumer.close()
+    kafka = stack.kafka
+    return committed_offsets(kafka.bootstrap, kafka.group_id, kafka.topic, kafka.partitions)[
+        partition
+    ]
 
 
 # --- hostile records and crafted tasks (contract 9a) -------------------------------------------
@@ -137,7 +125,7 @@ def test_given_hostile_records_when_the_bridge_reads_them_then_each_is_dead_lett
     for source, (name, value) in zip(sources[1:-1], HOSTILE, strict=True):
         record = by_offset[source.offset]
         assert record.key == key.encode(), name
-        assert set(record.headers) >= DLT_HEADERS, (name, record.headers)
+        assert set(record.headers) >= set(DLT_HEADERS), (name, record.headers)
         assert record.headers["kafka_dlt-exception-fqcn"] == b"jobexec.events.PoisonRecord", name
         if name == "one-megabyte-garbage":
             # the 1 MB one as a stand-in: no value, its size, and why it was dropped

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos.faults import PrivateRedis, expire_visibility
-from tests.e2e.conftest import Stack
-from tests.support.redis_queue import RedisBroker
-from tests.support.waiting import wait_until
+from jobexec.testing.redis_queue import RedisBroker, expire_visibility
+from jobexec.testing.redis_server import PrivateRedis
+from jobexec.testing.stack import Stack
+from jobexec.testing.waiting import wait_until
 
 LEASE_S = 6.0
 BOUND_S = LEASE_S + 30  # contract section 9

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from jobexec.core.db.schema import job_runs, jobs
-from tests.e2e.conftest import Stack
-from tests.support.waiting import wait_until
+from jobexec.testing.stack import Stack
+from jobexec.testing.waiting import wait_until
 
 
 def add_try(stack: Stack, job_id: str, age: timedelta, finished: bool) -> None:

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from tests.e2e.conftest import Stack, http_payload
-from tests.support.task_messages import CeleryBroker
+from jobexec.testing.stack import Stack, http_payload
+from jobexec.testing.task_messages import CeleryBroker
 
 pytestmark = pytest.mark.parametrize("celery_broker", ["redis", "rabbitmq"], indirect=True)
 

@@ -1,7 +1,7 @@
 """Run control (contract section 9) through the real processes: time limits in every worker
 pool, cancel of a running try, pause and resume, bad limits.
 
-The executors that hang or ignore being told to stop are test plugins (tests/support/plugins.py),
+The executors that hang or ignore being told to stop are test plugins (jobexec/testing/plugins.py),
 registered through the `jobexec.executors` entry-point group as a third party would.
 """
 
@@ -15,9 +15,9 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.e2e.conftest import Stack, db_now, http_payload
-from tests.support.plugins import with_test_executors
-from tests.support.waiting import wait_until
+from jobexec.testing.plugins import with_test_executors
+from jobexec.testing.stack import Stack, db_now, http_payload
+from jobexec.testing.waiting import wait_until
 
 GRACE_MS = 2000  # configs.executors.cancel-grace-ms of these deployments
 LIMIT_S = 1.5

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from tests.e2e.conftest import Stack, http_payload
-from tests.support.plugins import with_test_executors
-from tests.support.waiting import wait_until
+from jobexec.testing.plugins import with_test_executors
+from jobexec.testing.stack import Stack, http_payload
+from jobexec.testing.waiting import wait_until
 
 INCOMING = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 

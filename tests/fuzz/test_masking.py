@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from jobexec.core.config import Settings
 from jobexec.core.masking import SECRET_PARAMS, SECRET_WORDS, mask_text, mask_url, mask_value
-from tests.support.config_files import render_properties
+from jobexec.testing.config_files import render_properties
 
 BOUNDED = settings(max_examples=200, deadline=None)
 

@@ -21,23 +21,20 @@ from jobexec.core.db.engine import make_engine
 from jobexec.core.db.migrate import upgrade
 from jobexec.core.db.store import JobStore
 from jobexec.core.taskmessage import TASK_NAME
-from tests.integration.bridge_support import (
-    BulkProducer,
-    PrivateRedis,
-    RunningBridge,
+from jobexec.testing.kafka import (
+    EventProducer,
+    KafkaTopics,
     committed_offsets,
     end_offsets,
-    environment,
-    job_ids,
-    new_job_ids,
     read_records,
 )
-from tests.support.kafka import KafkaTopics
-from tests.support.network import TcpProxy
-from tests.support.rabbitmq_queue import RABBITMQ_URL, RabbitBroker
-from tests.support.redis_queue import RedisBroker
-from tests.support.task_messages import CeleryBroker
-from tests.support.waiting import wait_until
+from jobexec.testing.network import TcpProxy
+from jobexec.testing.rabbitmq_queue import RABBITMQ_URL, RabbitBroker
+from jobexec.testing.redis_queue import RedisBroker
+from jobexec.testing.redis_server import PrivateRedis
+from jobexec.testing.task_messages import CeleryBroker
+from jobexec.testing.waiting import wait_until
+from tests.integration.bridge_support import RunningBridge, environment, job_ids, new_job_ids
 
 BridgeFactory = Callable[..., RunningBridge]
 
@@ -124,7 +121,7 @@ def test_given_good_job_events_when_bridged_then_one_task_each_and_offsets_commi
         lambda i: int((base + i) * 1000),
     ]
     ids = new_job_ids(300)
-    producer = BulkProducer(kafka.bootstrap)
+    producer = EventProducer(kafka.bootstrap)
     for i, job_id in enumerate(ids):
         event = {"jobId": job_id, "attempt": 1 + i % 3, "scheduledAt": forms[i % 3](i)}
         producer.produce(kafka.topic, job_id.encode(), json.dumps(event).encode())
@@ -183,7 +180,7 @@ def test_given_poison_records_between_good_ones_then_each_is_dead_lettered_uncha
     kafka: KafkaTopics, celery_broker: CeleryBroker, start_bridge: BridgeFactory
 ) -> None:
     # Given each kind of poison record between good events that carry unknown fields and headers
-    producer = BulkProducer(kafka.bootstrap)
+    producer = EventProducer(kafka.bootstrap)
     good: list[str] = []
     for _name, key, value in POISON:
         for job_id in new_job_ids(3, prefix="job_good"):
@@ -251,7 +248,7 @@ def test_given_the_broker_goes_down_then_nothing_is_committed_past_the_queue_and
         "configs.celery.broker-url": broker_outage.url,
         "configs.bridge.commit-interval-ms": "200",
     }
-    producer = BulkProducer(kafka.bootstrap)
+    producer = EventProducer(kafka.bootstrap)
     before = new_job_ids(60, prefix="job_before")
     during = new_job_ids(60, prefix="job_during")
 
@@ -314,7 +311,7 @@ def test_given_a_full_queue_then_the_bridge_pauses_near_the_limit_and_resumes_be
 ) -> None:
     limit, batch = 20, 10
     ids = new_job_ids(200)
-    producer = BulkProducer(kafka.bootstrap)
+    producer = EventProducer(kafka.bootstrap)
     producer.produce_events(kafka.topic, ids)
     producer.flush()
 
@@ -380,7 +377,7 @@ def test_given_a_stop_mid_stream_then_a_second_bridge_carries_on_without_gaps_or
 
     def produce_slowly() -> None:
         try:
-            producer = BulkProducer(kafka.bootstrap)
+            producer = EventProducer(kafka.bootstrap)
             for start in range(0, total, 10):
                 producer.produce_events(kafka.topic, ids[start : start + 10])
                 producer.flush()
@@ -449,7 +446,7 @@ def test_given_a_one_megabyte_poison_record_then_it_is_dead_lettered_whole_with_
     # message.max.bytes, 1,000,000, refused it once the dead-letter headers were added)
     before, after = new_job_ids(2, prefix="job_before"), new_job_ids(2, prefix="job_after")
     big = _garbage(ONE_MEGABYTE)
-    producer = BulkProducer(kafka.bootstrap)
+    producer = EventProducer(kafka.bootstrap)
     producer.produce_events(kafka.topic, before)
     producer.produce(kafka.topic, b"big", big)
     producer.produce_events(kafka.topic, after)
@@ -485,7 +482,7 @@ def test_given_the_dead_letter_topic_refuses_a_record_mid_batch_then_a_stand_in_
     # tombstone, a 300,000-byte poison record, a small poison record, good events
     first, last = new_job_ids(3, prefix="job_first"), new_job_ids(3, prefix="job_last")
     big = _garbage(300_000)
-    producer = BulkProducer(kafka.bootstrap)
+    producer = EventProducer(kafka.bootstrap)
     producer.produce_events(kafka.topic, first)
     producer.produce(kafka.topic, b"tombstone", None)
     producer.produce(kafka.topic, b"too-big", big, [("origin", b"test")])
@@ -566,7 +563,7 @@ def test_given_routes_then_runs_go_to_their_tasks_queue_by_header_or_by_one_job_
     )
     engine.dispose()
     # And events with the jobexec-task header, without it, and for a job the table lacks
-    producer = BulkProducer(kafka.bootstrap)
+    producer = EventProducer(kafka.bootstrap)
     events = {
         "job_mail_header": b"send_email",
         "job_http_header": b"http",
@@ -609,7 +606,7 @@ def test_given_routes_then_backpressure_pauses_on_a_full_routed_queue(
 ) -> None:
     limit, batch = 20, 10
     # Given 100 send_email events (by header) and a route that sends them to their own queue
-    producer = BulkProducer(kafka.bootstrap)
+    producer = EventProducer(kafka.bootstrap)
     for job_id in new_job_ids(100, prefix="job_mail"):
         value = json.dumps({"jobId": job_id, "attempt": 1}).encode()
         producer.produce(kafka.topic, job_id.encode(), value, [("jobexec-task", b"send_email")])

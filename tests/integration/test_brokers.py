@@ -17,16 +17,11 @@ from jobexec.core.celeryapp import create_app
 from jobexec.core.config import Settings
 from jobexec.core.events import JobEvent, Origin
 from jobexec.core.routes import Routes
-from tests.integration.bridge_support import (
-    PrivateRedis,
-    environment,
-    job_ids,
-    new_job_ids,
-    redis_server_binary,
-)
-from tests.support.network import free_port
-from tests.support.rabbitmq_queue import RabbitBroker
-from tests.support.waiting import wait_until
+from jobexec.testing.network import free_port
+from jobexec.testing.rabbitmq_queue import RabbitBroker
+from jobexec.testing.redis_server import PrivateRedis, redis_server_binary
+from jobexec.testing.waiting import wait_until
+from tests.integration.bridge_support import environment, job_ids, new_job_ids
 
 
 def _publisher(broker: RabbitBroker, **overrides: str) -> TaskPublisher:

@@ -6,7 +6,7 @@ from sqlalchemy import make_url, text
 
 from jobexec.core.config import Settings
 from jobexec.core.db.engine import database_url, make_engine
-from tests.support.network import free_port
+from jobexec.testing.network import free_port
 
 
 def test_given_a_two_host_jdbc_url_whose_first_host_is_down_then_it_connects_to_the_second(

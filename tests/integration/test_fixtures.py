@@ -8,6 +8,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,14 @@ import psycopg
 import pytest
 import redis
 
-from tests.support.config_files import ConfigFiles
-from tests.support.http_recorder import HttpRecorder
-from tests.support.kafka import KafkaTopics, TansuBroker
-from tests.support.processes import Cli
-from tests.support.redis_queue import RedisBroker
-from tests.support.waiting import wait_until
+from jobexec.core.events import JobEvent
+from jobexec.testing.config_files import ConfigFiles
+from jobexec.testing.http_recorder import HttpRecorder
+from jobexec.testing.kafka import KafkaTopics
+from jobexec.testing.processes import Cli
+from jobexec.testing.redis_queue import RedisBroker
+from jobexec.testing.tansu import TansuBroker
+from jobexec.testing.waiting import wait_until
 
 
 def _post(url: str, body: Any, timeout: float = 5.0) -> int:
@@ -60,7 +63,9 @@ def test_given_fresh_topics_when_records_are_produced_then_consume_all_reads_the
 
     assert len(records) == 2
     event = next(r for r in records if r.key == b"job_a")
-    assert event.json() == {"jobId": "job_a", "attempt": 2, "scheduledAt": 1764380000.5}
+    assert JobEvent.parse(event.value) == JobEvent(
+        "job_a", 2, datetime.fromtimestamp(1764380000.5, UTC)
+    )
     raw = next(r for r in records if r.key == b"k")
     assert raw.value == b"raw"
     assert raw.headers == {"h": b"v"}

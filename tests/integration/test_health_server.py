@@ -19,7 +19,7 @@ import pytest
 
 from jobexec.core import health as health_module
 from jobexec.core.health import Health, HealthServer, serve
-from tests.support.waiting import wait_until
+from jobexec.testing.waiting import wait_until
 
 HALF_SENT = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"  # the blank line never comes
 

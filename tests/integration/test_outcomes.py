@@ -24,8 +24,8 @@ from jobexec.core.db.store import JobStore
 from jobexec.core.deadletter import DeadLetterWriter
 from jobexec.core.events import JobEvent
 from jobexec.core.kafka import reliable_producer
-from tests.support.kafka import KafkaTopics
-from tests.support.waiting import wait_until
+from jobexec.testing.kafka import KafkaTopics
+from jobexec.testing.waiting import wait_until
 from workers.lease import LeaseKeeper
 from workers.lifecycle import HandBack, RetryLater, WorkerContext, handle
 from workers.retry import RetryPolicy

@@ -21,8 +21,8 @@ from jobexec.core.db.schema import job_runs, jobs
 from jobexec.core.db.store import Dispatch, JobStore
 from jobexec.core.deadletter import DeadLetterWriter
 from jobexec.core.kafka import reliable_producer
+from jobexec.testing.kafka import KafkaTopics
 from scheduling.sweeper import Sweeper
-from tests.support.kafka import KafkaTopics
 from workers.rescue import Rescuer
 
 LEASE = timedelta(seconds=30)

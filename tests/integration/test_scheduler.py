@@ -24,10 +24,10 @@ from jobexec.core.db.schema import jobs
 from jobexec.core.db.store import JobStore
 from jobexec.core.events import parse_scheduled_at
 from jobexec.core.kafka import reliable_producer
+from jobexec.testing.kafka import KafkaTopics, Record, read_records
+from jobexec.testing.waiting import wait_until
 from scheduling.scheduler import Scheduler
-from tests.integration.bridge_support import RawRecord, environment, read_records
-from tests.support.kafka import KafkaTopics
-from tests.support.waiting import wait_until
+from tests.integration.bridge_support import environment
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
@@ -154,7 +154,7 @@ def test_given_due_and_other_jobs_when_the_scheduler_ticks_then_only_due_ones_ar
     assert _scheduler(kafka, store).tick() == 0
     again = read_records(kafka.bootstrap, kafka.topic, expected=len(due) + 1, timeout=1.5)
 
-    def position(r: RawRecord) -> tuple[int, int]:
+    def position(r: Record) -> tuple[int, int]:
         return (r.partition, r.offset)
 
     assert sorted(again, key=position) == sorted(records, key=position)

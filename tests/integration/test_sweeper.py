@@ -16,9 +16,9 @@ from jobexec.core.db.schema import job_runs, jobs
 from jobexec.core.db.store import JobStore
 from jobexec.core.deadletter import DeadLetterWriter
 from jobexec.core.kafka import reliable_producer
+from jobexec.testing.kafka import KafkaTopics
 from scheduling.scheduler import Scheduler
 from scheduling.sweeper import Sweeper
-from tests.support.kafka import KafkaTopics
 
 
 @pytest.fixture

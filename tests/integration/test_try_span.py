@@ -26,7 +26,7 @@ from jobexec.core.db.schema import jobs
 from jobexec.core.db.store import JobStore
 from jobexec.core.events import JobEvent
 from jobexec.core.tracing_sdk import Tracing
-from tests.support.waiting import wait_until
+from jobexec.testing.waiting import wait_until
 from workers.lease import LeaseKeeper
 from workers.lifecycle import HandBack, RetryLater, WorkerContext, handle
 from workers.retry import RetryPolicy

@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any, cast
 
 from jobexec.core.db.store import JobStore
-from tests.support.waiting import wait_until
+from jobexec.testing.waiting import wait_until
 from workers.lease import HeldRun, LeaseKeeper
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, or_, select, union_all
+from sqlalchemy import Engine, and_, func, or_, select, union_all
 
 from jobexec.core.db.schema import job_runs, jobs
 from jobexec.core.db.states import JobStatus
@@ -114,3 +114,56 @@ def parse_statuses(values: Sequence[str]) -> tuple[str, ...]:
     """The known statuses among `values`, upper-cased, in the order given."""
     known = set(JobStatus)
     return tuple(v.upper() for v in values if v.upper() in known)
+
+
+class JobTally:
+    """Read-only figures over many jobs at once, optionally those whose id starts with a prefix:
+    what a benchmark or a fault-injection run checks the whole table with."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def status_counts(self, id_prefix: str = "") -> dict[str, int]:
+        """How many jobs are in each status (statuses with no job left out)."""
+        query = select(jobs.c.status, func.count()).group_by(jobs.c.status)
+        if id_prefix:
+            query = query.where(_id_starts_with(id_prefix))
+        with self.engine.connect() as conn:
+            return {str(status): int(n) for status, n in conn.execute(query).all()}
+
+    def job_states(self, id_prefix: str = "") -> dict[str, tuple[str, int]]:
+        """Job id -> (status, attempts)."""
+        query = select(jobs.c.job_id, jobs.c.status, jobs.c.attempts)
+        if id_prefix:
+            query = query.where(_id_starts_with(id_prefix))
+        with self.engine.connect() as conn:
+            return {str(j): (str(s), int(a)) for j, s, a in conn.execute(query).all()}
+
+    def updated_at(self, id_prefix: str, statuses: Sequence[str]) -> dict[str, datetime]:
+        """Job id -> when its row was last written, for the jobs in one of these statuses."""
+        query = select(jobs.c.job_id, jobs.c.updated_at).where(
+            _id_starts_with(id_prefix), jobs.c.status.in_(statuses)
+        )
+        with self.engine.connect() as conn:
+            return {str(job_id): at for job_id, at in conn.execute(query).all()}
+
+    def first_run_started_at(self, id_prefix: str) -> datetime | None:
+        """When the earliest try of these jobs started (None before any did)."""
+        query = select(func.min(job_runs.c.started_at)).where(
+            job_runs.c.job_id.like(_like_prefix(id_prefix), escape="\\")
+        )
+        with self.engine.connect() as conn:
+            value: datetime | None = conn.execute(query).scalar_one()
+            return value
+
+    def unfinished_runs(self) -> list[dict[str, Any]]:
+        """Every try not finished yet: its job_id, attempt and worker."""
+        query = select(job_runs.c.job_id, job_runs.c.attempt, job_runs.c.worker).where(
+            job_runs.c.finished_at.is_(None)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def _id_starts_with(prefix: str) -> Any:
+    return jobs.c.job_id.like(_like_prefix(prefix), escape="\\")

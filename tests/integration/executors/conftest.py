@@ -16,13 +16,13 @@ from aiosmtpd.controller import Controller
 from executors.http import HttpExecutor
 from executors.send_email import SendEmailExecutor
 from jobexec.core.config import Settings
+from jobexec.testing.network import free_port
 from tests.integration.executors.local_servers import (
     Authenticator,
     CollectingHandler,
     ScriptedHttpServer,
     SmtpServer,
 )
-from tests.support.network import free_port
 
 
 @pytest.fixture

@@ -11,12 +11,13 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from jobexec.core.config import Settings
+from jobexec.testing.http_server import LoopbackHttpServer, read_body
 
 SMTP_USER = "mailer"
 SMTP_PASSWORD = "s3cret-Passw0rd"
@@ -66,20 +67,14 @@ class ScriptedHttpServer:
         handler = self._handler_class()
         if keep_alive:
             handler.protocol_version = "HTTP/1.1"  # keeps the connection open between requests
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
         self.server_names: list[str | None] = []  # TLS SNI of each handshake
         if tls is not None:
             tls.sni_callback = lambda _sock, name, _ctx: self.server_names.append(name)
-            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self._server = LoopbackHttpServer(handler, "scripted-http", tls, poll_interval=0.05)
 
     @property
     def port(self) -> int:
-        port: int = self._server.server_address[1]
-        return port
+        return self._server.port
 
     @property
     def url(self) -> str:
@@ -89,12 +84,11 @@ class ScriptedHttpServer:
         self.replies.extend(r if isinstance(r, Reply) else Reply(r) for r in replies)
 
     def start(self) -> None:
-        self._thread.start()
+        self._server.start()
 
     def stop(self) -> None:
         self.released.set()
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
     def _record(self, request: RecordedRequest) -> Reply:
         with self._lock:
@@ -106,8 +100,7 @@ class ScriptedHttpServer:
 
         class Handler(BaseHTTPRequestHandler):
             def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
+                body = read_body(self)
                 headers = {name.lower(): value for name, value in self.headers.items()}
                 lines = tuple(self.headers.items())
                 reply = server._record(

@@ -7,9 +7,11 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
+
+from jobexec.testing.http_server import LoopbackHttpServer, read_body
 
 
 class Headers(dict[str, str]):
@@ -47,16 +49,11 @@ class HttpRecorder:
         self._statuses: dict[str, deque[int]] = {}
         self._delays: dict[str, float] = {}
         self._headers: dict[str, dict[str, str]] = {}
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="http-recorder", daemon=True
-        )
+        self._server = LoopbackHttpServer(_handler_for(self), name="http-recorder")
 
     @property
     def port(self) -> int:
-        port: int = self._server.server_address[1]
-        return port
+        return self._server.port
 
     def url(self, path: str = "/hook") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -82,12 +79,10 @@ class HttpRecorder:
             self._delays[path] = seconds
 
     def start(self) -> None:
-        self._thread.start()
+        self._server.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        self._server.stop()
 
     def _record(self, call: RecordedCall) -> tuple[int, float, dict[str, str]]:
         with self._lock:
@@ -101,8 +96,7 @@ def _handler_for(recorder: HttpRecorder) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def _handle(self) -> None:
             received_at = time.time()
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
+            body = read_body(self)
             try:
                 parsed = json.loads(body) if body else None
             except ValueError:

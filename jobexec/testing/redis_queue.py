@@ -1,4 +1,5 @@
-"""A uniquely named Celery queue on the local Redis, removed after the test."""
+"""A uniquely named Celery queue on the local Redis, removed after the test, and the
+messages in it."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import base64
 import json
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
+from kombu.connection import Connection
 
-from tests.support.task_messages import QueuedTask
+from jobexec.testing.task_messages import QueuedTask
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -28,12 +31,12 @@ class RedisBroker:
         return redis.Redis.from_url(self.url)
 
     def queue_keys(self) -> list[str]:
-        return [self.queue] + [f"{self.queue}{PRIORITY_SEPARATOR}{n}" for n in range(1, 10)]
+        return queue_keys(self.queue)
 
     def depth(self) -> int:
         """Messages waiting in the queue, every priority included."""
         with self.client() as client:
-            return sum(int(client.llen(key)) for key in self.queue_keys())
+            return queue_depth(client, self.queue)
 
     def tasks(self) -> list[QueuedTask]:
         """Every waiting message (all priorities), left where it is."""
@@ -59,6 +62,19 @@ class RedisBroker:
             client.delete(*self.queue_keys())
 
 
+def queue_keys(queue: str) -> list[str]:
+    """The Redis lists of a Celery queue, one per priority."""
+    return [queue] + [f"{queue}{PRIORITY_SEPARATOR}{n}" for n in range(1, 10)]
+
+
+def queue_depth(client: redis.Redis, queue: str) -> int:
+    """Messages waiting in the queue, every priority included, in one round trip."""
+    pipe = client.pipeline(transaction=False)
+    for key in queue_keys(queue):
+        pipe.llen(key)
+    return sum(int(n) for n in pipe.execute())
+
+
 def decode(raw: bytes) -> QueuedTask:
     """A message as kombu's Redis transport stores it: a JSON envelope, the body in base64."""
     envelope = json.loads(raw)
@@ -75,3 +91,20 @@ def server_answers(url: str = REDIS_URL) -> bool:
             return bool(client.ping())
     except redis.RedisError:
         return False
+
+
+def expire_visibility(broker_url: str) -> int:
+    """Do what any consumer does once a message's visibility timeout has passed: put every
+    delivered but unacknowledged message back on its queue. Returns how many there were.
+
+    kombu's own `QoS.restore_visible`, with a visibility timeout of 0, so the messages that a
+    worker is running right now are delivered a second time while it still runs them.
+    """
+    with redis.Redis.from_url(broker_url) as client:
+        unacked = int(client.hlen("unacked"))
+    with Connection(  # type: ignore[no-untyped-call]
+        broker_url, transport_options={"visibility_timeout": 0}
+    ) as conn:
+        channel: Any = conn.default_channel
+        channel.qos.restore_visible(start=0, num=1000, interval=1)
+    return unacked

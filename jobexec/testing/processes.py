@@ -13,7 +13,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-from tests.support.waiting import wait_until
+from jobexec.testing.waiting import wait_until
+
+
+def terminate(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """SIGTERM a server the tests started, SIGKILL if it outlives `timeout`; reaped either way."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
 
 
 def jobexec_executable() -> str:
@@ -101,6 +112,16 @@ class RunningProcess:
                 f"{self.argv} still running {timeout:g}s after signal {sig}; killed\n{self.log()}"
             ) from None
 
+    def end(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> None:
+        """Signal the process, then SIGKILL its whole group (pool children included) if it
+        outlives `timeout`; never fails, for harnesses that stop what they measured."""
+        self.send_signal(sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout)
+        self._signal_group(signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(5)
+
     def kill(self) -> None:
         """SIGKILL the whole process group, the way a crash or OOM kill ends it."""
         self._signal_group(signal.SIGKILL)
@@ -121,6 +142,23 @@ class RunningProcess:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(grace)
         self._log.close()
+
+
+def worker_args(concurrency: int, pool: str = "prefork", hostname: str | None = None) -> list[str]:
+    """`jobexec worker` arguments: `concurrency` slots of `pool`, INFO logs, a node name."""
+    args = ["worker", "--concurrency", str(concurrency), "--pool", pool, "--loglevel", "INFO"]
+    return args if hostname is None else [*args, "--hostname", hostname]
+
+
+def wait_ready(process: RunningProcess, topic: str, timeout: float = 60.0) -> None:
+    """Wait until a worker (`jobexec worker` or `celery worker`) says it is ready, a bridge has
+    partitions of `topic`, or any other command (the scheduler) names `topic`."""
+    if "worker" in process.argv:
+        process.wait_for_log(r"@\S+ ready", timeout=timeout)
+    elif "bridge" in process.argv:
+        process.wait_for_log(r"assigned .*" + re.escape(topic) + r"\[\d+\]", timeout=timeout)
+    else:
+        process.wait_for_log(re.escape(topic), timeout=timeout)
 
 
 class Cli:

@@ -6,10 +6,10 @@ import uuid
 from dataclasses import dataclass, field
 
 from amqp.exceptions import NotFound, PreconditionFailed
-from kombu import Queue
+from kombu import Queue  # type: ignore[attr-defined]
 from kombu.connection import Connection
 
-from tests.support.task_messages import QueuedTask
+from jobexec.testing.task_messages import QueuedTask
 
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
 
@@ -22,7 +22,7 @@ class RabbitBroker:
     queue: str = field(default_factory=lambda: f"jobs-{uuid.uuid4().hex[:8]}")
 
     def connection(self) -> Connection:
-        return Connection(self.url, connect_timeout=5)
+        return Connection(self.url, connect_timeout=5)  # type: ignore[no-untyped-call]
 
     def depth(self) -> int:
         """Messages ready in the queue (0 while nobody declared it)."""
@@ -44,7 +44,8 @@ class RabbitBroker:
     def _fetch(self, ack: bool) -> list[QueuedTask]:
         found: list[QueuedTask] = []
         with self.connection() as conn:
-            queue = Queue(self.queue, no_declare=True).bind(conn.default_channel)
+            unbound = Queue(self.queue, no_declare=True)  # type: ignore[no-untyped-call]
+            queue = unbound.bind(conn.default_channel)  # type: ignore[no-untyped-call]
             try:
                 while (message := queue.get(no_ack=ack)) is not None:
                     args, kwargs, _embed = message.decode()
@@ -90,7 +91,7 @@ class RabbitBroker:
 
 def server_answers(url: str = RABBITMQ_URL) -> bool:
     try:
-        with Connection(url, connect_timeout=3) as conn:
+        with Connection(url, connect_timeout=3) as conn:  # type: ignore[no-untyped-call]
             conn.connect()
             return True
     except Exception:
