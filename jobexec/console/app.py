@@ -44,10 +44,11 @@ from jobexec.core.db.admin import JobAdmin
 from jobexec.core.db.browse import Cursor, JobBrowser, JobFilter, parse_statuses
 from jobexec.core.db.states import JobStatus, JobType
 from jobexec.core.db.store import JobStore
+from jobexec.core.deadletter import DLT_HEADERS
 from jobexec.core.masking import mask_text, mask_value
 from jobexec.core.printable import printable
 from jobexec.core.sections import KafkaSection, ListenSection
-from jobexec.operations.deadletters import DLT_HEADERS, DltReader, DltRecord
+from jobexec.operations.deadletters import DltReader, DltRecord
 from jobexec.operations.errors import SERVICE_ERRORS, OperationError, service_failure
 from jobexec.operations.jobs import JobChange, JobOperations
 from jobexec.operations.replay import Replayer

@@ -16,6 +16,19 @@ from jobexec.core.events import Origin
 
 log = logging.getLogger("jobexec.deadletter")
 
+# Spring Kafka's dead-letter headers, in the order its DeadLetterPublishingRecoverer adds them.
+EXCEPTION_FQCN = "kafka_dlt-exception-fqcn"
+EXCEPTION_MESSAGE = "kafka_dlt-exception-message"
+ORIGINAL_TOPIC = "kafka_dlt-original-topic"
+ORIGINAL_PARTITION = "kafka_dlt-original-partition"
+ORIGINAL_OFFSET = "kafka_dlt-original-offset"
+DLT_HEADERS = (
+    EXCEPTION_FQCN,
+    EXCEPTION_MESSAGE,
+    ORIGINAL_TOPIC,
+    ORIGINAL_PARTITION,
+    ORIGINAL_OFFSET,
+)
 ORIGINAL_SIZE_HEADER = "jobexec-dlt-original-size"
 
 # Answers that refuse this one record for good; any other failure may pass on a retry.
@@ -42,11 +55,11 @@ class DeadLetter:
 
     def headers(self) -> list[tuple[str, str | bytes | None]]:
         headers: list[tuple[str, str | bytes | None]] = [
-            ("kafka_dlt-exception-fqcn", _utf8(self.exception_fqcn)),
-            ("kafka_dlt-exception-message", _utf8(self.message)),
-            ("kafka_dlt-original-topic", _utf8(self.origin.topic)),
-            ("kafka_dlt-original-partition", str(self.origin.partition).encode()),
-            ("kafka_dlt-original-offset", str(self.origin.offset).encode()),
+            (EXCEPTION_FQCN, _utf8(self.exception_fqcn)),
+            (EXCEPTION_MESSAGE, _utf8(self.message)),
+            (ORIGINAL_TOPIC, _utf8(self.origin.topic)),
+            (ORIGINAL_PARTITION, str(self.origin.partition).encode()),
+            (ORIGINAL_OFFSET, str(self.origin.offset).encode()),
         ]
         if self.original_size is not None:
             headers.append((ORIGINAL_SIZE_HEADER, str(self.original_size).encode()))

@@ -16,13 +16,6 @@ from jobexec.core.config import Settings
 from jobexec.core.events import Origin
 from jobexec.operations.errors import InvalidInput, OperationError
 
-DLT_HEADERS = (
-    "kafka_dlt-exception-fqcn",
-    "kafka_dlt-exception-message",
-    "kafka_dlt-original-topic",
-    "kafka_dlt-original-partition",
-    "kafka_dlt-original-offset",
-)
 KAFKA_TIMEOUT_S = 15.0
 # librdkafka would print every failed connection attempt; the operation reports the outcome once.
 QUIET = {"log_level": "0"}

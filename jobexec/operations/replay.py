@@ -17,6 +17,7 @@ from jobexec.core.config import Settings
 from jobexec.core.db.admin import JobAdmin
 from jobexec.core.db.states import JobStatus
 from jobexec.core.db.store import JobStore
+from jobexec.core.deadletter import EXCEPTION_FQCN
 from jobexec.core.events import JobEvent, Origin, PoisonRecord
 from jobexec.core.kafka import reliable_producer
 from jobexec.core.masking import mask_text
@@ -169,7 +170,7 @@ class Replayer:
         value, the job FAILED by exhausting its tries, and the record is not older than that
         failure. Any other record (a poison record above all) is republished unchanged.
         """
-        fqcn = record.header("kafka_dlt-exception-fqcn")
+        fqcn = record.header(EXCEPTION_FQCN)
         if fqcn != EXHAUSTED_FQCN:
             try:
                 event = JobEvent.parse(record.value)

@@ -5,17 +5,17 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from jobexec.core.deadletter import ORIGINAL_SIZE_HEADER, DeadLetter
-from jobexec.core.events import JobEvent, Origin
-
-# The Spring Kafka headers of every dead letter, in the order the writer adds them.
-DLT_HEADERS: tuple[str, ...] = tuple(
-    name
-    for name, _ in DeadLetter(
-        key=None, value=None, exception_fqcn="", message="", origin=Origin("", 0, 0)
-    ).headers()
+from jobexec.core.deadletter import (
+    DLT_HEADERS,
+    EXCEPTION_FQCN,
+    EXCEPTION_MESSAGE,
+    ORIGINAL_OFFSET,
+    ORIGINAL_PARTITION,
+    ORIGINAL_SIZE_HEADER,
+    ORIGINAL_TOPIC,
 )
-EXCEPTION_FQCN, EXCEPTION_MESSAGE, ORIGINAL_TOPIC, ORIGINAL_PARTITION, ORIGINAL_OFFSET = DLT_HEADERS
+from jobexec.core.events import JobEvent
+
 __all__ = [
     "DLT_HEADERS",
     "EXCEPTION_FQCN",

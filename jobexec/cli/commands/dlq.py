@@ -10,9 +10,10 @@ import re
 from typing import Any
 
 from jobexec.cli.commands import bad_input, command, load_settings, say
+from jobexec.core.deadletter import DLT_HEADERS
 from jobexec.core.masking import mask_text
 from jobexec.core.printable import printable
-from jobexec.operations.deadletters import DLT_HEADERS, DltReader, DltRecord, text, truncate
+from jobexec.operations.deadletters import DltReader, DltRecord, text, truncate
 from jobexec.operations.replay import Replayer
 from jobexec.operations.store import job_store
 
