@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +25,7 @@ from jobexec.core.db.engine import make_engine
 from jobexec.core.db.migrate import upgrade
 from jobexec.core.db.store import JobStore
 from jobexec.core.kafka import ensure_topics
+from jobexec.core.ports import free_port, port_open
 
 DEMO_JOB_ID = "job_demo-heartbeat"
 _EVENTS_TOPIC = "job-events"
@@ -39,21 +39,12 @@ _SHARED_KEYS = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _wait_for_port(port: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
+        if port_open("127.0.0.1", port, 0.2):
             return
-        except OSError:
-            time.sleep(0.05)
+        time.sleep(0.05)
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f}s")
 
 
@@ -109,7 +100,7 @@ def run_dev(folder_name: str, duration: float | None) -> int:
     folder = Path(folder_name).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     tansu_bin, redis_bin = _embedded_broker_binaries()
-    kafka_port, redis_port = _free_port(), _free_port()
+    kafka_port, redis_port = free_port(), free_port()
     db_path = folder / "jobs.db"
     env = {
         k: v
@@ -180,14 +171,14 @@ def run_dev(folder_name: str, duration: float | None) -> int:
         _create_demo_job(store)
         properties = _write_properties(folder, env)
         jobexec = [sys.executable, "-m", "jobexec.cli"]
-        metrics = {name: _free_port() for name in ("scheduler", "bridge", "worker")}
+        metrics = {name: free_port() for name in ("scheduler", "bridge", "worker")}
         for name, argv in (
             ("scheduler", ["scheduler"]),
             ("bridge", ["bridge"]),
             ("worker", ["worker", "--concurrency", "2"]),
         ):
             children.start(name, [*jobexec, *argv], _with_metrics(env, metrics[name]))
-        flower_port, flower_password = _free_port(), secrets.token_urlsafe(12)
+        flower_port, flower_password = free_port(), secrets.token_urlsafe(12)
         flower_env = env | {
             "CONFIGS_FLOWER_ADDRESS": "127.0.0.1",
             "CONFIGS_FLOWER_PORT": str(flower_port),

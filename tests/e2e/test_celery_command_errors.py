@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from jobexec.testing.commands import assert_one_clean_line
 from jobexec.testing.config_files import ConfigFiles
-from tests.e2e.test_configuration_errors import _assert_one_clean_line
 
 SECRET = "hunter2xyz"
 
@@ -50,7 +50,7 @@ def test_given_a_bad_celery_setting_in_the_environment_when_celery_starts_the_wo
 
     output = done.stdout + done.stderr
     assert done.returncode == 2, output
-    _assert_one_clean_line(output, done.stderr, variable, "jobexec: configuration error")
+    assert_one_clean_line(output, done.stderr, variable, "jobexec: configuration error")
     assert "Unable to load celery application" not in output
     assert SECRET not in output
 
@@ -69,7 +69,7 @@ def test_given_an_unknown_celery_property_in_a_file_when_celery_starts_the_worke
 
     output = done.stdout + done.stderr
     assert done.returncode == 2, output
-    _assert_one_clean_line(
+    assert_one_clean_line(
         output,
         done.stderr,
         "configs.celery.properties.worker_no_such_setting",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from jobexec.testing.commands import assert_one_clean_line
 from jobexec.testing.config_files import ConfigFiles, clean_environment
 from jobexec.testing.kafka import KafkaTopics
 from jobexec.testing.processes import Cli
@@ -19,14 +20,6 @@ def _base(kafka: KafkaTopics, redis_broker: RedisBroker, pg_url: str) -> dict[st
     return {**kafka.properties(), **redis_broker.properties(), "configs.jobDb.url": pg_url}
 
 
-def _assert_one_clean_line(output: str, stderr: str, *must_name: str) -> None:
-    assert "Traceback" not in output, output
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    for text in must_name:
-        assert text in lines[0], lines[0]
-
-
 def test_given_no_bootstrap_servers_when_the_bridge_starts_then_it_exits_2_naming_key_and_file(
     cli: Cli, config_files: ConfigFiles, kafka: KafkaTopics, redis_broker: RedisBroker, pg_url: str
 ) -> None:
@@ -37,7 +30,7 @@ def test_given_no_bootstrap_servers_when_the_bridge_starts_then_it_exits_2_namin
     result = cli.run("bridge", env=env, timeout=30)
 
     assert result.returncode == 2, result.stdout + result.stderr
-    _assert_one_clean_line(
+    assert_one_clean_line(
         result.stdout + result.stderr,
         result.stderr,
         "configs.kafka.bootstrap-servers",
@@ -62,7 +55,7 @@ def test_given_a_non_integer_max_attempts_when_a_process_starts_then_it_exits_2_
 
     output = result.stdout + result.stderr
     assert result.returncode == 2, output
-    _assert_one_clean_line(
+    assert_one_clean_line(
         output, result.stderr, "configs.retry.max-attempts", str(config_files.app_path)
     )
     assert SECRET not in output
@@ -139,7 +132,7 @@ def test_given_a_spring_source_error_when_a_process_starts_then_it_exits_2_in_on
     result = cli.run("config", env=env, timeout=30)
 
     assert result.returncode == 2, result.stdout + result.stderr
-    _assert_one_clean_line(result.stdout + result.stderr, result.stderr, str(path), *must_name)
+    assert_one_clean_line(result.stdout + result.stderr, result.stderr, str(path), *must_name)
 
 
 def test_given_a_classpath_location_when_a_process_starts_then_it_asks_for_a_file_path(
@@ -150,7 +143,7 @@ def test_given_a_classpath_location_when_a_process_starts_then_it_asks_for_a_fil
     result = cli.run("scheduler", env=env, timeout=30)
 
     assert result.returncode == 2, result.stdout + result.stderr
-    _assert_one_clean_line(
+    assert_one_clean_line(
         result.stdout + result.stderr, result.stderr, "SPRING_CONFIG_LOCATION", "give a file path"
     )
 

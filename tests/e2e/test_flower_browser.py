@@ -6,7 +6,6 @@ JavaScript and leaves the DOM and a screenshot behind.
 
 from __future__ import annotations
 
-import base64
 import shutil
 import subprocess
 import urllib.error
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import javaproperties
 
+from jobexec.testing.commands import basic_auth, status_of
 from jobexec.testing.network import free_port
 from jobexec.testing.stack import Stack, http_payload
 from jobexec.testing.waiting import wait_until
@@ -50,19 +50,6 @@ def chromium(url: str, profile: Path, *mode: str) -> str:
     return done.stdout
 
 
-def status_of(url: str, auth: tuple[str, str] | None) -> int:
-    request = urllib.request.Request(url)
-    if auth:
-        request.add_header("Authorization", f"Basic {_basic(*auth)}")
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except urllib.error.URLError:
-        return 0  # not listening yet
-
-
 def test_flower_lists_a_finished_jobs_task_behind_basic_auth(stack: Stack, tmp_path: Path) -> None:
     # Given a worker, Flower with credentials from secrets.properties, and a finished job.
     port = free_port()
@@ -86,7 +73,7 @@ def test_flower_lists_a_finished_jobs_task_behind_basic_auth(stack: Stack, tmp_p
             in urllib.request.urlopen(
                 urllib.request.Request(
                     base + "/api/tasks",
-                    headers={"Authorization": "Basic " + _basic(USER, PASSWORD)},
+                    headers={"Authorization": "Basic " + basic_auth(USER, PASSWORD)},
                 ),
                 timeout=5,
             )
@@ -113,7 +100,3 @@ def test_flower_lists_a_finished_jobs_task_behind_basic_auth(stack: Stack, tmp_p
     anonymous = chromium(f"{base}/tasks", tmp_path / "profile-anon", "--dump-dom")
     assert "job_seen_in_flower" not in anonymous
     assert "jobexec.execute_job" not in anonymous
-
-
-def _basic(user: str, password: str) -> str:
-    return base64.b64encode(f"{user}:{password}".encode()).decode()

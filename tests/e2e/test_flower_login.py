@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import pytest
 
+from jobexec.testing.commands import status_of
 from jobexec.testing.config_files import ConfigFiles
 from jobexec.testing.network import free_port
 from jobexec.testing.processes import Cli
 from jobexec.testing.redis_queue import RedisBroker
 from jobexec.testing.waiting import wait_until
-from tests.e2e.test_flower_browser import status_of
 
 USER, PASSWORD = "admin", "Xk9q,7:z"
 

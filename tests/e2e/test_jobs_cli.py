@@ -7,41 +7,18 @@ Each test is one deployment (its own PostgreSQL database and topics, schema by
 from __future__ import annotations
 
 import json
-import subprocess
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 
-from jobexec.core.db.admin import dlq_replays
 from jobexec.core.db.schema import job_runs
-from jobexec.core.deadletter import DeadLetter
-from jobexec.core.events import JobEvent, Origin
+from jobexec.core.events import JobEvent
 from jobexec.core.outcomes import EXHAUSTED_FQCN, exhaustion_reason
+from jobexec.testing.commands import dead_letter, dlq_positions, jobexec, ok, refused, replays
 from jobexec.testing.events import DLT_HEADERS
 from jobexec.testing.stack import Stack, db_now
-
-
-def jobexec(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    return stack.cli.run(*args, env=stack.env)
-
-
-def ok(stack: Stack, *args: str) -> str:
-    done = jobexec(stack, *args)
-    assert done.returncode == 0, f"{args}: {done.returncode}\n{done.stdout}{done.stderr}"
-    assert "Traceback" not in done.stderr
-    return done.stdout
-
-
-def refused(stack: Stack, *args: str, code: int = 1) -> str:
-    """Run a command that must fail with `code` and one `jobexec:` line; return that line."""
-    done = jobexec(stack, *args)
-    assert done.returncode == code, f"{args}: {done.returncode}\n{done.stdout}{done.stderr}"
-    assert "Traceback" not in done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("jobexec: "), done.stderr
-    return lines[0]
 
 
 def add_runs(stack: Stack, job_id: str, run_at: datetime, *runs: dict[str, Any]) -> None:
@@ -59,23 +36,6 @@ def add_runs(stack: Stack, job_id: str, run_at: datetime, *runs: dict[str, Any])
                     **run,
                 )
             )
-
-
-def dead_letter(stack: Stack, key: str, value: bytes, fqcn: str, message: str, offset: int) -> None:
-    letter = DeadLetter(key.encode(), value, fqcn, message, Origin(stack.kafka.topic, 0, offset))
-    headers = [(name, raw or b"") for name, raw in letter.headers()]
-    stack.kafka.produce(key, value, headers=[*headers, ("origin", b"test")], topic=stack.kafka.dlt)
-
-
-def dlq_positions(stack: Stack) -> dict[str, str]:
-    """Key -> PARTITION:OFFSET, from `jobexec dlq list --json`."""
-    lines = ok(stack, "dlq", "list", "--json").splitlines()
-    return {(r := json.loads(line))["key"]: f"{r['partition']}:{r['offset']}" for line in lines}
-
-
-def replays(stack: Stack) -> int:
-    with stack.store.engine.connect() as conn:
-        return len(conn.execute(select(dlq_replays)).all())
 
 
 # --- submit ---------------------------------------------------------------------------------

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from jobexec.testing.commands import assert_one_clean_line
 from jobexec.testing.config_files import ConfigFiles, clean_environment
 from jobexec.testing.network import free_port
 from jobexec.testing.processes import Cli
-from tests.e2e.test_configuration_errors import _assert_one_clean_line
 
 PASSWORD = "Unr3achable"
 
@@ -23,7 +23,7 @@ def test_given_an_unreachable_database_when_upgrading_then_one_line_names_it_wit
     done = cli.run("db", "upgrade", env=env)
 
     assert done.returncode == 1, done.stdout + done.stderr
-    _assert_one_clean_line(
+    assert_one_clean_line(
         done.stdout + done.stderr, done.stderr, "cannot reach the job database", "127.0.0.1"
     )
     assert PASSWORD not in done.stdout + done.stderr
@@ -45,7 +45,7 @@ def test_given_a_setting_that_failed_late_when_upgrading_then_it_exits_2_naming_
     done = cli.run("db", "upgrade", env=env)
 
     assert done.returncode == 2, done.stdout + done.stderr
-    _assert_one_clean_line(done.stdout + done.stderr, done.stderr, key, str(config_files.app_path))
+    assert_one_clean_line(done.stdout + done.stderr, done.stderr, key, str(config_files.app_path))
     assert PASSWORD not in done.stdout + done.stderr
 
 
@@ -59,6 +59,6 @@ def test_given_a_location_that_is_an_empty_directory_then_it_exits_2_naming_the_
     done = cli.run("config", env=env)
 
     assert done.returncode == 2, done.stdout + done.stderr
-    _assert_one_clean_line(
+    assert_one_clean_line(
         done.stdout + done.stderr, done.stderr, "EXECUTOR_CONFIG_LOCATION", str(empty)
     )

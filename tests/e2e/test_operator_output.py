@@ -12,8 +12,8 @@ import time
 from jobexec.core.events import JobEvent
 from jobexec.core.outcomes import EXHAUSTED_FQCN, exhaustion_reason
 from jobexec.operations.replay import EXHAUSTED_PREFIX
+from jobexec.testing.commands import dead_letter, dlq_positions, jobexec, ok, replays
 from jobexec.testing.stack import Stack
-from tests.e2e.test_jobs_cli import dead_letter, dlq_positions, jobexec, ok, replays
 
 ESCAPE = "\x1b]0;owned\x07\x1b[2J"  # retitle the terminal, clear the screen
 
