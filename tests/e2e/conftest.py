@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, Playwright, sync_playwright
 
 from jobexec.testing.config_files import ConfigFiles
 from jobexec.testing.http_recorder import HttpRecorder
@@ -31,3 +33,23 @@ def stack(
         yield built
     finally:
         built.close()
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package, installed by scripts/test.sh; no download
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    """Headless Chromium driven by Playwright."""
+    assert Path(CHROMIUM).is_file(), "chromium is not installed: scripts/test.sh installs it"
+    launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    try:
+        yield launched
+    finally:
+        launched.close()

@@ -9,37 +9,18 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, expect
 from sqlalchemy import select
 
 from jobexec.core.db.schema import dlq_replays
 from jobexec.testing.network import free_port
 from jobexec.testing.stack import Stack, http_payload
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's package, installed by scripts/test.sh
 USER, PASSWORD = "ops", "console-s3cret"
 SECRET_TOKEN = "Bearer do-not-show-me-4711"
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as driver:
-        yield driver
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    assert Path(CHROMIUM).is_file(), "chromium is not installed: scripts/test.sh installs it"
-    launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-    try:
-        yield launched
-    finally:
-        launched.close()
 
 
 def keep_screenshot(page: Page, tmp_path: Path, name: str) -> None:

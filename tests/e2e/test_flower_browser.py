@@ -1,56 +1,31 @@
 """Flower in a real browser: with the credentials it lists a finished job's task; without, no.
 
-Headless Chromium (Debian's `chromium`, installed by scripts/test.sh) loads the page, runs its
-JavaScript and leaves the DOM and a screenshot behind.
+Headless Chromium (Debian's `chromium`, driven by Playwright) loads the page, runs its
+JavaScript and leaves a screenshot behind.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import javaproperties
+import pytest
+from playwright.sync_api import Browser, expect
+from playwright.sync_api import Error as PlaywrightError
 
 from jobexec.testing.commands import basic_auth, status_of
 from jobexec.testing.network import free_port
 from jobexec.testing.stack import Stack, http_payload
 from jobexec.testing.waiting import wait_until
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 USER, PASSWORD = "ops", "flower-s3cret"
 
 
-def chromium(url: str, profile: Path, *mode: str) -> str:
-    assert CHROMIUM, "chromium is not installed: scripts/test.sh installs Debian's package"
-    done = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={profile}",
-            "--virtual-time-budget=8000",  # let the tasks table fetch its rows
-            "--window-size=1400,900",
-            *mode,
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
-    return done.stdout
-
-
-def test_flower_lists_a_finished_jobs_task_behind_basic_auth(stack: Stack, tmp_path: Path) -> None:
+def test_flower_lists_a_finished_jobs_task_behind_basic_auth(
+    stack: Stack, browser: Browser, tmp_path: Path
+) -> None:
     # Given a worker, Flower with credentials from secrets.properties, and a finished job.
     port = free_port()
     stack.configure(
@@ -85,18 +60,28 @@ def test_flower_lists_a_finished_jobs_task_behind_basic_auth(stack: Stack, tmp_p
     )
 
     # When a browser opens the tasks page with the credentials.
-    url = f"http://{USER}:{PASSWORD}@127.0.0.1:{port}/tasks"
-    dom = chromium(url, tmp_path / "profile-dom", "--dump-dom")
-    shot = tmp_path / "flower-tasks.png"
-    chromium(url, tmp_path / "profile-shot", f"--screenshot={shot}")
-
-    # Then the page lists the task with the job id, and a screenshot was taken.
-    assert "jobexec.execute_job" in dom
-    assert "job_seen_in_flower" in dom
-    assert shot.stat().st_size > 10_000
+    context = browser.new_context(http_credentials={"username": USER, "password": PASSWORD})
+    try:
+        page = context.new_page()
+        page.goto(f"{base}/tasks")
+        # Then the page lists the task with the job id (its table fills in by script).
+        expect(page.get_by_text("job_seen_in_flower").first).to_be_visible(timeout=30_000)
+        assert "jobexec.execute_job" in page.content()
+        shot = tmp_path / "flower-tasks.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000
+    finally:
+        context.close()
 
     # And without credentials Flower refuses the page.
     assert status_of(base + "/tasks", None) == 401
-    anonymous = chromium(f"{base}/tasks", tmp_path / "profile-anon", "--dump-dom")
-    assert "job_seen_in_flower" not in anonymous
-    assert "jobexec.execute_job" not in anonymous
+    anonymous = browser.new_context()
+    try:
+        page = anonymous.new_page()
+        # Chromium ends a 401 that asks for credentials it does not have as a failed navigation.
+        with pytest.raises(PlaywrightError, match="ERR_INVALID_AUTH_CREDENTIALS"):
+            page.goto(f"{base}/tasks")
+        assert "job_seen_in_flower" not in page.content()
+        assert "jobexec.execute_job" not in page.content()
+    finally:
+        anonymous.close()
