@@ -32,6 +32,7 @@ def run(pipeline: Pipeline, profile: Profile, capacity: float) -> Measurement:
     m = Measurement("latency", "3 latency at half capacity")
     rate = max(1.0, capacity / 2)
     count = max(10, int(rate * profile.latency_seconds))
+    pipeline.start_minimal()
     load_before = os.getloadavg()
     _minimal(pipeline, "job_latw_", rate, WARM_UP)
     # Figures in a fixed order, whatever order the repetitions run in.

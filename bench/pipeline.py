@@ -4,7 +4,8 @@ jobexec side: one topic (3 partitions), a fresh job database, `jobexec bridge` a
 `jobexec worker`. Raw side: `celery -A bench.raw_celery_app worker` on its own queue with the
 same pool, concurrency, prefetch multiplier (1) and acks_late. Minimal side (latency only): its
 own topic (3 partitions) read by `bench.minimal_pipeline`, which sends each record's no-op task
-to the raw worker. All stay up across repetitions, so a repetition measures work, not start-up.
+to the raw worker, started when latency begins. All stay up across repetitions, so a repetition
+measures work, not start-up.
 """
 
 from __future__ import annotations
@@ -45,20 +46,19 @@ class Pipeline:
         self.worker = stack.worker(self.deployment, concurrency, wait=False)
         self.bridge = stack.bridge(self.deployment, wait=False)
         self.raw_worker = stack.raw_worker(self.raw_queue, concurrency, wait=False)
-        self.minimal_deployment = stack.deploy(partitions=3, database=False)
-        self.minimal_topic = self.minimal_deployment.topics.topic
-        self.minimal = self._start_minimal()
         stack.worker_ready(self.worker)
         stack.worker_ready(self.raw_worker)
         stack.bridge_ready(self.bridge, self.deployment)
-        self.minimal.wait_for_log(rf"assigned .*{re.escape(self.minimal_topic)}\[\d+\]", timeout=90)
+        self.minimal: RunningProcess | None = None  # started by latency only: see start_minimal
+        self.minimal_topic = ""
         self.raw_app = create_app(REDIS_URL)
         self.bulk = EventProducer(stack.bootstrap, linger_ms=5)
         self.paced = EventProducer(stack.bootstrap, linger_ms=0)
 
     def close(self) -> None:
         self.stack.stop(self.bridge)
-        self.stack.stop(self.minimal)
+        if self.minimal is not None:
+            self.stack.stop(self.minimal)
         self.stack.stop_worker(self.worker)
         self.stack.stop_worker(self.raw_worker)
         del self.bulk, self.paced  # their connections end before the broker does
@@ -109,11 +109,15 @@ class Pipeline:
 
     # --- minimal Kafka -> Celery pipeline ------------------------------------------------------
 
-    def _start_minimal(self) -> RunningProcess:
-        """`bench.minimal_pipeline` on its own topic, sending to the raw worker's queue."""
+    def start_minimal(self) -> None:
+        """`bench.minimal_pipeline` on a topic of its own, sending to the raw worker's queue;
+        returns once it has partitions. Not started with the rest: its idle fetching would
+        run beside the end-to-end bursts."""
+        if self.minimal is not None:
+            return
+        topics = self.stack.deploy(partitions=3, database=False).topics
         env = clean_environment()
         env.update({"PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO)})
-        topics = self.minimal_deployment.topics
         argv = [
             sys.executable,
             "-m",
@@ -131,7 +135,9 @@ class Pipeline:
             "--broker",
             REDIS_URL,
         ]
-        return self.stack.cli.spawn(argv, env=env, name="minimal-pipeline")
+        self.minimal = self.stack.cli.spawn(argv, env=env, name="minimal-pipeline")
+        self.minimal.wait_for_log(rf"assigned .*{re.escape(topics.topic)}\[\d+\]", timeout=90)
+        self.minimal_topic = topics.topic
 
     def raw_wait(self, count: int, rate_floor: float = 50.0) -> list[tuple[float, float]]:
         """Wait until `count` raw tasks reported; their `(sent_at, started_at)` pairs."""
