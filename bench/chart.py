@@ -40,14 +40,17 @@ def draw(data: dict[str, Any], path: Path) -> None:
 
     figures = measurements.get("latency", {}).get("figures", {})
     pcts = ("p50", "p95", "p99")
-    for offset, (side, colour) in enumerate(
-        (("jobexec record -> terminal", "tab:blue"), ("raw Celery publish -> start", "tab:orange"))
-    ):
+    sides = (
+        ("jobexec record -> terminal", "tab:blue"),
+        ("minimal Kafka->Celery record -> end", "tab:green"),
+        ("raw Celery publish -> start", "tab:orange"),
+    )
+    for offset, (side, colour) in enumerate(sides):
         values = [figures.get(f"{side} {p}", {}).get("median", 0.0) for p in pcts]
-        xs = [i + offset * 0.4 for i in range(len(pcts))]
-        ax_lat.bar(xs, values, width=0.4, label=side, color=colour)
+        xs = [i + offset * 0.27 for i in range(len(pcts))]
+        ax_lat.bar(xs, values, width=0.27, label=side, color=colour)
     rate = measurements.get("latency", {}).get("details", {}).get("offered_rate_per_s", 0)
-    ax_lat.set_xticks([i + 0.2 for i in range(len(pcts))], pcts)
+    ax_lat.set_xticks([i + 0.27 for i in range(len(pcts))], pcts)
     ax_lat.set_yscale("log")
     ax_lat.set_ylabel("ms (median of repetitions), log scale")
     ax_lat.set_title(f"latency at {rate:,.0f}/s offered (half capacity)")

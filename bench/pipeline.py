@@ -2,18 +2,23 @@
 
 jobexec side: one topic (3 partitions), a fresh job database, `jobexec bridge` and
 `jobexec worker`. Raw side: `celery -A bench.raw_celery_app worker` on its own queue with the
-same pool, concurrency, prefetch multiplier (1) and acks_late. Both stay up across repetitions,
-so a repetition measures work, not start-up.
+same pool, concurrency, prefetch multiplier (1) and acks_late. Minimal side (latency only): its
+own topic (3 partitions) read by `bench.minimal_pipeline`, which sends each record's no-op task
+to the raw worker, started when latency begins. All stay up across repetitions, so a repetition
+measures work, not start-up.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import sys
 import time
 
 from bench.raw_celery_app import RAW_TASK, create_app, raw_kwargs
 from bench.stack import (
     REDIS_URL,
+    REPO,
     EventProducer,
     Stack,
     finish_times,
@@ -22,6 +27,8 @@ from bench.stack import (
     new_ids,
     wait_for,
 )
+from jobexec.testing.config_files import clean_environment
+from jobexec.testing.processes import RunningProcess
 
 NOOP = {"task": "noop"}
 
@@ -42,12 +49,16 @@ class Pipeline:
         stack.worker_ready(self.worker)
         stack.worker_ready(self.raw_worker)
         stack.bridge_ready(self.bridge, self.deployment)
+        self.minimal: RunningProcess | None = None  # started by latency only: see start_minimal
+        self.minimal_topic = ""
         self.raw_app = create_app(REDIS_URL)
         self.bulk = EventProducer(stack.bootstrap, linger_ms=5)
         self.paced = EventProducer(stack.bootstrap, linger_ms=0)
 
     def close(self) -> None:
         self.stack.stop(self.bridge)
+        if self.minimal is not None:
+            self.stack.stop(self.minimal)
         self.stack.stop_worker(self.worker)
         self.stack.stop_worker(self.raw_worker)
         del self.bulk, self.paced  # their connections end before the broker does
@@ -95,6 +106,38 @@ class Pipeline:
             queue=self.raw_queue,
             retry=False,
         )
+
+    # --- minimal Kafka -> Celery pipeline ------------------------------------------------------
+
+    def start_minimal(self) -> None:
+        """`bench.minimal_pipeline` on a topic of its own, sending to the raw worker's queue;
+        returns once it has partitions. Not started with the rest: its idle fetching would
+        run beside the end-to-end bursts."""
+        if self.minimal is not None:
+            return
+        topics = self.stack.deploy(partitions=3, database=False).topics
+        env = clean_environment()
+        env.update({"PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO)})
+        argv = [
+            sys.executable,
+            "-m",
+            "bench.minimal_pipeline",
+            "--bootstrap",
+            self.stack.bootstrap,
+            "--topic",
+            topics.topic,
+            "--group",
+            topics.group_id,
+            "--queue",
+            self.raw_queue,
+            "--report",
+            self.raw_report,
+            "--broker",
+            REDIS_URL,
+        ]
+        self.minimal = self.stack.cli.spawn(argv, env=env, name="minimal-pipeline")
+        self.minimal.wait_for_log(rf"assigned .*{re.escape(topics.topic)}\[\d+\]", timeout=90)
+        self.minimal_topic = topics.topic
 
     def raw_wait(self, count: int, rate_floor: float = 50.0) -> list[tuple[float, float]]:
         """Wait until `count` raw tasks reported; their `(sent_at, started_at)` pairs."""

@@ -3,7 +3,9 @@
 Same broker, serializer and worker settings as jobexec (JSON, `acks_late`, prefetch 1, task
 events on, as a deployment monitored by Flower needs, the prefork pool chosen on the command
 line), nothing else: no database. The task
-reports `[sent_at, started_at]` to a Redis list when asked, so the harness can time it.
+reports `[sent_at, started_at]` to a Redis list when asked, so the harness can time it; the
+task does nothing else, so its start is also its end. `bench.minimal_pipeline` sends it with
+the Kafka record's create time as `sent_at`.
 
     celery -A bench.raw_celery_app worker --queues QUEUE --pool prefork --concurrency N
 """

@@ -27,7 +27,7 @@ MEASUREMENTS = (
 THROUGHPUTS = ("events/s", "msgs/s", "records/s", "jobs/s", "tasks/s")
 
 
-@pytest.mark.timeout(600)  # eight measurements; the tracing one starts three pipelines
+@pytest.mark.timeout(610)  # eight measurements; the tracing one starts three pipelines
 def test_given_the_smoke_profile_when_the_harness_runs_then_every_measurement_is_written(
     tmp_path: Path,
 ) -> None:
@@ -37,7 +37,7 @@ def test_given_the_smoke_profile_when_the_harness_runs_then_every_measurement_is
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=580,
+        timeout=590,
         check=False,
     )
 
