@@ -33,7 +33,7 @@ def run(pipeline: Pipeline, profile: Profile, capacity: float) -> Measurement:
             pipeline.paced.produce_event(pipeline.topic, job_id, timestamp_ms=stamp)
             sent[job_id] = stamp / 1000
         pipeline.paced.flush()
-        finished = pipeline.wait_finished(prefix, count)
+        finished = pipeline.wait_finished(prefix, ids)
         _record(m, JOBEXEC, [finished[j] - sent[j] for j in ids])
 
         pipeline.raw_reset()
