@@ -13,10 +13,22 @@ import time
 from bench.pipeline import Pipeline
 from bench.profiles import Profile
 from bench.results import Measurement, Target, ratio
-from bench.stack import status_count
+from bench.stack import status_among
 
 JOBEXEC = "jobexec Kafka -> COMPLETED (noop)"
 RAW = "raw Celery no-op drain"
+
+
+def burst(pipeline: Pipeline, prefix: str, count: int) -> tuple[float, int]:
+    """`count` noop JobEvents at once through the running pipeline: jobs/s from the burst's
+    start to the last terminal row, and how many of them did not end COMPLETED."""
+    ids = pipeline.prepare(prefix, count)
+    started = time.time()
+    pipeline.bulk.produce_events(pipeline.topic, ids)
+    pipeline.bulk.flush()
+    finished = pipeline.wait_finished(prefix, ids)
+    rate = count / (max(finished.values()) - started)
+    return rate, count - status_among(pipeline.store, ids, "COMPLETED")
 
 
 def run(pipeline: Pipeline, profile: Profile) -> Measurement:
@@ -24,14 +36,9 @@ def run(pipeline: Pipeline, profile: Profile) -> Measurement:
     count = profile.e2e_events
     failed = 0
     for rep in range(profile.repetitions):
-        prefix = f"job_e2e{rep}_"
-        ids = pipeline.prepare(prefix, count)
-        started = time.time()
-        pipeline.bulk.produce_events(pipeline.topic, ids)
-        pipeline.bulk.flush()
-        finished = pipeline.wait_finished(prefix, count)
-        m.figure(JOBEXEC, "jobs/s").samples.append(count / (max(finished.values()) - started))
-        failed += count - status_count(pipeline.store, prefix, "COMPLETED")
+        rate, not_completed = burst(pipeline, f"job_e2e{rep}_", count)
+        m.figure(JOBEXEC, "jobs/s").samples.append(rate)
+        failed += not_completed
 
         pipeline.raw_reset()
         started = time.time()

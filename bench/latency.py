@@ -84,7 +84,7 @@ def _jobexec(pipeline: Pipeline, prefix: str, rate: float, count: int) -> list[f
     """Seconds from each JobEvent's record timestamp to its job's terminal state."""
     ids = pipeline.prepare(prefix, count)
     sent = _produce(pipeline, pipeline.topic, ids, rate)
-    finished = pipeline.wait_finished(prefix, count)
+    finished = pipeline.wait_finished(prefix, ids)
     return [finished[j] - sent[j] for j in ids]
 
 

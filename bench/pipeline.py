@@ -14,15 +14,17 @@ import json
 import re
 import sys
 import time
+from collections.abc import Mapping, Sequence
 
 from bench.raw_celery_app import RAW_TASK, create_app, raw_kwargs
 from bench.stack import (
     REDIS_URL,
     REPO,
+    Deployment,
     EventProducer,
     Stack,
     finish_times,
-    finished_count,
+    finished_among,
     insert_jobs,
     new_ids,
     wait_for,
@@ -34,20 +36,30 @@ NOOP = {"task": "noop"}
 
 
 class Pipeline:
-    def __init__(self, stack: Stack, concurrency: int) -> None:
+    def __init__(
+        self,
+        stack: Stack,
+        concurrency: int,
+        deployment: Deployment | None = None,
+        overrides: Mapping[str, str] | None = None,
+        raw: bool = True,
+    ) -> None:
+        """On `deployment` (default: a fresh one with an empty job database); `overrides` go
+        to the bridge and the worker; `raw=False` leaves the raw Celery worker out."""
         self.stack = stack
         self.concurrency = concurrency
-        self.deployment = stack.deploy(partitions=3, database=True)
+        self.deployment = deployment or stack.deploy(partitions=3, database=True)
         self.store = self.deployment.job_store()
         self.topic = self.deployment.topics.topic
         self.raw_queue = stack.new_queue()
         self.raw_report = f"{self.raw_queue}.report"
         # Started together, waited for together: start-up is not what is measured.
-        self.worker = stack.worker(self.deployment, concurrency, wait=False)
-        self.bridge = stack.bridge(self.deployment, wait=False)
-        self.raw_worker = stack.raw_worker(self.raw_queue, concurrency, wait=False)
+        self.worker = stack.worker(self.deployment, concurrency, wait=False, overrides=overrides)
+        self.bridge = stack.bridge(self.deployment, overrides, wait=False)
+        self.raw_worker = stack.raw_worker(self.raw_queue, concurrency, wait=False) if raw else None
         stack.worker_ready(self.worker)
-        stack.worker_ready(self.raw_worker)
+        if self.raw_worker is not None:
+            stack.worker_ready(self.raw_worker)
         stack.bridge_ready(self.bridge, self.deployment)
         self.minimal: RunningProcess | None = None  # started by latency only: see start_minimal
         self.minimal_topic = ""
@@ -60,7 +72,8 @@ class Pipeline:
         if self.minimal is not None:
             self.stack.stop(self.minimal)
         self.stack.stop_worker(self.worker)
-        self.stack.stop_worker(self.raw_worker)
+        if self.raw_worker is not None:
+            self.stack.stop_worker(self.raw_worker)
         del self.bulk, self.paced  # their connections end before the broker does
 
     # --- jobexec ------------------------------------------------------------------------------
@@ -71,11 +84,16 @@ class Pipeline:
         insert_jobs(self.store, ids, NOOP)
         return ids
 
-    def wait_finished(self, prefix: str, count: int, rate_floor: float = 20.0) -> dict[str, float]:
-        """Wait until every job of `prefix` reached a terminal state; job id -> when."""
+    def wait_finished(
+        self, prefix: str, ids: Sequence[str], rate_floor: float = 20.0
+    ) -> dict[str, float]:
+        """Wait until every one of these jobs reached a terminal state; job id -> when.
+
+        Polled by id, so the wait costs the same on a large jobs table as on an empty one."""
+        count = len(ids)
         wait_for(
             f"{count} {prefix}* jobs to finish (worker log: {self.worker.log_path})",
-            lambda: finished_count(self.store, prefix) >= count,
+            lambda: finished_among(self.store, ids) >= count,
             timeout=60 + count / rate_floor,
             interval=0.25,
         )
@@ -141,6 +159,7 @@ class Pipeline:
 
     def raw_wait(self, count: int, rate_floor: float = 50.0) -> list[tuple[float, float]]:
         """Wait until `count` raw tasks reported; their `(sent_at, started_at)` pairs."""
+        assert self.raw_worker is not None, "this pipeline has no raw worker"
         redis = self.stack.redis
         wait_for(
             f"{count} raw tasks (worker log: {self.raw_worker.log_path})",

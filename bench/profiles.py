@@ -20,6 +20,8 @@ class Profile:
     scheduler_jobs: int  # due jobs per repetition
     tracing_events: int  # noop jobs per pipeline per round: tracing off, on, no hooks
     tracing_rounds: int  # interleaved rounds of the three
+    growth_jobs: int  # jobs in the grown database (99 % finished)
+    growth_runs: int  # tries in its job_runs
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -39,6 +41,8 @@ PROFILES = {
         scheduler_jobs=30_000,
         tracing_events=2_000,
         tracing_rounds=9,
+        growth_jobs=1_000_000,
+        growth_runs=5_000_000,
     ),
     "quick": Profile(
         name="quick",
@@ -53,6 +57,8 @@ PROFILES = {
         scheduler_jobs=10_000,
         tracing_events=400,
         tracing_rounds=7,
+        growth_jobs=200_000,
+        growth_runs=1_000_000,
     ),
     "smoke": Profile(
         name="smoke",
@@ -67,5 +73,7 @@ PROFILES = {
         scheduler_jobs=300,
         tracing_events=100,
         tracing_rounds=1,
+        growth_jobs=2_000,
+        growth_runs=10_000,
     ),
 }

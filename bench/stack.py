@@ -111,6 +111,16 @@ def status_count(store: JobStore, prefix: str, status: str) -> int:
     return JobTally(store.engine).status_counts(prefix).get(status, 0)
 
 
+def finished_among(store: JobStore, job_ids: Sequence[str]) -> int:
+    """How many of these jobs reached a terminal state, by id: cheap on a table of any size."""
+    counts = JobTally(store.engine).status_counts_among(job_ids)
+    return sum(counts.get(status, 0) for status in TERMINAL)
+
+
+def status_among(store: JobStore, job_ids: Sequence[str], status: str) -> int:
+    return JobTally(store.engine).status_counts_among(job_ids).get(status, 0)
+
+
 def finish_times(store: JobStore, prefix: str) -> dict[str, float]:
     """Job id -> epoch seconds at which its terminal state was written."""
     written = JobTally(store.engine).updated_at(prefix, TERMINAL)

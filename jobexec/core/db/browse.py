@@ -131,6 +131,18 @@ class JobTally:
         with self.engine.connect() as conn:
             return {str(status): int(n) for status, n in conn.execute(query).all()}
 
+    def status_counts_among(self, job_ids: Sequence[str]) -> dict[str, int]:
+        """How many of these jobs are in each status: one primary-key lookup per id, so the
+        cost follows len(job_ids), not the table (a LIKE on the id reads every row unless the
+        database's collation is C)."""
+        query = (
+            select(jobs.c.status, func.count())
+            .where(jobs.c.job_id.in_(job_ids))
+            .group_by(jobs.c.status)
+        )
+        with self.engine.connect() as conn:
+            return {str(status): int(n) for status, n in conn.execute(query).all()}
+
     def job_states(self, id_prefix: str = "") -> dict[str, tuple[str, int]]:
         """Job id -> (status, attempts)."""
         query = select(jobs.c.job_id, jobs.c.status, jobs.c.attempts)
