@@ -20,6 +20,7 @@ from pathlib import Path
 from bench import (
     bridge_throughput,
     end_to_end,
+    io_bound,
     latency,
     memory,
     rabbitmq_throughput,
@@ -32,7 +33,7 @@ from bench.profiles import PROFILES
 from bench.results import Measurement, table, to_json, write_json
 from bench.stack import Stack, machine
 
-KEYS = ("bridge", "e2e", "latency", "scale", "memory", "scheduler", "tracing", "rabbitmq")
+KEYS = ("bridge", "e2e", "latency", "scale", "memory", "scheduler", "tracing", "rabbitmq", "io")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -97,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         attempt("scheduler", lambda: scheduler_rate.run(stack, profile))
         attempt("tracing", lambda: tracing_overhead.run(stack, profile, args.concurrency))
         attempt("rabbitmq", lambda: rabbitmq_throughput.run(stack, profile))
+        attempt("io", lambda: io_bound.run(stack, profile))
     finally:
         stack.close()
 

@@ -20,6 +20,11 @@ class Profile:
     scheduler_jobs: int  # due jobs per repetition
     tracing_events: int  # noop jobs per pipeline per round: tracing off, on, no hooks
     tracing_rounds: int  # interleaved rounds of the three
+    io_levels: tuple[int, ...]  # threads and gevent concurrencies for the I/O-bound growth
+    io_threads: int  # the threads concurrency held against raw Celery and the plain consumer
+    io_gevent: int  # the gevent concurrency held against them
+    io_seconds: float  # ideal duration of each I/O-bound burst (50 ms calls), before the cap
+    io_max_jobs: int  # cap on an I/O-bound burst
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -39,6 +44,11 @@ PROFILES = {
         scheduler_jobs=30_000,
         tracing_events=2_000,
         tracing_rounds=9,
+        io_levels=(16, 64, 256),
+        io_threads=64,
+        io_gevent=256,
+        io_seconds=3,
+        io_max_jobs=6_000,
     ),
     "quick": Profile(
         name="quick",
@@ -53,6 +63,11 @@ PROFILES = {
         scheduler_jobs=10_000,
         tracing_events=400,
         tracing_rounds=7,
+        io_levels=(16, 64, 256),
+        io_threads=64,
+        io_gevent=256,
+        io_seconds=1,
+        io_max_jobs=1_500,
     ),
     "smoke": Profile(
         name="smoke",
@@ -67,5 +82,10 @@ PROFILES = {
         scheduler_jobs=300,
         tracing_events=100,
         tracing_rounds=1,
+        io_levels=(4,),
+        io_threads=4,
+        io_gevent=4,
+        io_seconds=0.25,
+        io_max_jobs=40,
     ),
 }

@@ -23,6 +23,7 @@ MEASUREMENTS = (
     "scheduler",
     "tracing_overhead",
     "rabbitmq_throughput",
+    "io_bound",
 )
 THROUGHPUTS = ("events/s", "msgs/s", "records/s", "jobs/s", "tasks/s")
 
