@@ -1,10 +1,10 @@
 """What a user would write instead of jobexec: a confluent-kafka consumer and a thread pool.
 
 Reads JobEvents from a topic, hands each record to a `ThreadPoolExecutor` that POSTs to the URL
-with httpx (one client, httpx's default connection pool) and then commits the record's offset;
-at most twice as many records as threads are in flight. No database, no retries, no dead
-letters. After each commit it pushes `[scheduled_at, finished_at]` onto the `--report` Redis
-list, so the harness can time the drain. Runs until SIGTERM or SIGINT:
+with httpx (one client, httpx's default connection pool); the polling thread commits each
+called record's offset. At most twice as many records as threads are in flight. No database,
+no retries, no dead letters. After each commit it pushes `[scheduled_at, finished_at]` onto
+the `--report` Redis list, so the harness can time the drain. Runs until SIGTERM or SIGINT:
 
     python -m bench.plain_consumer --bootstrap HOST:PORT --topic T --group G --url URL \
         --threads 64 --report KEY
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import queue
 import signal
 import sys
 import threading
@@ -28,6 +29,7 @@ from confluent_kafka import Consumer, Message, TopicPartition
 
 # Tansu answers a fetch only when its wait runs out (the same setting jobexec's bridge uses).
 FETCH_WAIT_MS = 20
+POLL_S = 0.005  # how long a poll waits: finished calls are committed between polls
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,16 +56,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     http = httpx.Client(follow_redirects=False, trust_env=False)
     reports = redis.Redis.from_url(args.redis)
     in_flight = threading.BoundedSemaphore(2 * args.threads)
+    called: queue.SimpleQueue[tuple[Message, Any]] = queue.SimpleQueue()
     stopping = threading.Event()
 
     def on_assign(_consumer: Consumer, partitions: list[TopicPartition]) -> None:
         shown = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions)
         print(f"assigned {shown}", flush=True)
 
-    def handle(msg: Message) -> None:
+    def call(msg: Message) -> None:
         try:
             event: dict[str, Any] = json.loads(msg.value() or b"{}")
-            job_id = str(event.get("job_id"))
+            job_id = str(event.get("jobId"))
             attempt = str(event.get("attempt", 1))
             response = http.post(
                 args.url,
@@ -76,26 +79,40 @@ def main(argv: Sequence[str] | None = None) -> int:
                 timeout=10.0,
             )
             response.raise_for_status()
-            consumer.commit(message=msg, asynchronous=True)
-            reports.rpush(args.report, json.dumps([event.get("scheduled_at"), time.time()]))
+            called.put((msg, event.get("scheduledAt")))
         except Exception as exc:  # a user's loop logs and goes on
             print(f"record {msg.partition()}@{msg.offset()} failed: {exc!r}", flush=True)
         finally:
             in_flight.release()
+
+    def commit_called() -> None:
+        # On the polling thread: librdkafka serves a commit made from another thread late.
+        while True:
+            try:
+                msg, scheduled_at = called.get_nowait()
+            except queue.Empty:
+                return
+            consumer.commit(message=msg, asynchronous=True)
+            reports.rpush(args.report, json.dumps([scheduled_at, time.time()]))
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda _s, _f: stopping.set())
     consumer.subscribe([args.topic], on_assign=on_assign)
     with ThreadPoolExecutor(max_workers=args.threads, thread_name_prefix="call") as pool:
         while not stopping.is_set():
-            msg = consumer.poll(0.1)
-            if msg is None or msg.error():
+            commit_called()
+            msg = consumer.poll(POLL_S)
+            if msg is None:
                 continue
-            while not in_flight.acquire(timeout=0.1):
+            if msg.error():
+                print(f"consumer error: {msg.error()}", flush=True)
+                continue
+            while not in_flight.acquire(timeout=POLL_S):
+                commit_called()
                 if stopping.is_set():
                     break
             else:
-                pool.submit(handle, msg)
+                pool.submit(call, msg)
     consumer.close()
     http.close()
     return 0
