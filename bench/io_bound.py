@@ -164,6 +164,11 @@ def running(stack: Stack, processes: list[RunningProcess]) -> Iterator[None]:
                 stack.stop(process)
 
 
+def sample(m: Measurement, label: str, unit: str, rate: float) -> None:
+    m.figure(label, unit).samples.append(rate)
+    print(f"  io: {label}: {rate:,.1f} {unit}", file=sys.stderr, flush=True)
+
+
 def run(stack: Stack, profile: Profile) -> Measurement:
     m = Measurement("io_bound", "I/O-bound http jobs (50 ms)")
     endpoint = Endpoint(stack)
@@ -213,7 +218,7 @@ def run(stack: Stack, profile: Profile) -> Measurement:
                         interval=0.05,
                     )
                     ended = max(finish_times(store, prefix).values())
-                    m.figure(setup.label, "jobs/s").samples.append(count / (ended - started))
+                    sample(m, setup.label, "jobs/s", count / (ended - started))
                     not_completed += count - status_count(store, prefix, "COMPLETED")
                     if raw is not None:
                         raw.reset()
@@ -229,7 +234,7 @@ def run(stack: Stack, profile: Profile) -> Measurement:
                         producer.produce_events(plain_topic, new_ids(f"plain{rep}_", count))
                         producer.flush()
                         rate = count / (plain.wait(count) - started)
-                        m.figure(plain_label(setup.concurrency), "jobs/s").samples.append(rate)
+                        sample(m, plain_label(setup.concurrency), "jobs/s", rate)
     finally:
         stack.stop(bridge)
         stack.stop(endpoint.process)

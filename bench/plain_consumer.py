@@ -2,9 +2,10 @@
 
 Reads JobEvents from a topic, hands each record to a `ThreadPoolExecutor` that POSTs to the URL
 with httpx (one client, httpx's default connection pool); the polling thread commits each
-called record's offset. At most twice as many records as threads are in flight. No database,
-no retries, no dead letters. After each commit it pushes `[scheduled_at, finished_at]` onto
-the `--report` Redis list, so the harness can time the drain. Runs until SIGTERM or SIGINT:
+called record's offset. At most twice as many records as threads are in flight. A failed call
+is tried up to three times; no database, no backoff, no dead letters. After each commit it
+pushes `[scheduled_at, finished_at]` onto the `--report` Redis list, so the harness can time
+the drain. Runs until SIGTERM or SIGINT:
 
     python -m bench.plain_consumer --bootstrap HOST:PORT --topic T --group G --url URL \
         --threads 64 --report KEY
@@ -29,6 +30,7 @@ from confluent_kafka import Consumer, Message, TopicPartition
 
 # Tansu answers a fetch only when its wait runs out (the same setting jobexec's bridge uses).
 FETCH_WAIT_MS = 20
+CALL_TRIES = 3  # a failed call is tried again at once, as a user's loop would
 POLL_S = 0.005  # how long a poll waits: finished calls are committed between polls
 
 
@@ -68,17 +70,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             event: dict[str, Any] = json.loads(msg.value() or b"{}")
             job_id = str(event.get("jobId"))
             attempt = str(event.get("attempt", 1))
-            response = http.post(
-                args.url,
-                json={"job": "io"},
-                headers={
-                    "X-Job-Id": job_id,
-                    "X-Job-Attempt": attempt,
-                    "Idempotency-Key": f"{job_id}:{attempt}",
-                },
-                timeout=10.0,
-            )
-            response.raise_for_status()
+            for tries_left in range(CALL_TRIES - 1, -1, -1):
+                try:
+                    response = http.post(
+                        args.url,
+                        json={"job": "io"},
+                        headers={
+                            "X-Job-Id": job_id,
+                            "X-Job-Attempt": attempt,
+                            "Idempotency-Key": f"{job_id}:{attempt}",
+                        },
+                        timeout=10.0,
+                    )
+                    response.raise_for_status()
+                    break
+                except httpx.HTTPError as exc:
+                    print(f"{job_id}: {exc!r}, {tries_left} tries left", flush=True)
+                    if not tries_left:
+                        raise
             called.put((msg, event.get("scheduledAt")))
         except Exception as exc:  # a user's loop logs and goes on
             print(f"record {msg.partition()}@{msg.offset()} failed: {exc!r}", flush=True)

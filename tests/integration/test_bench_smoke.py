@@ -28,7 +28,8 @@ MEASUREMENTS = (
 THROUGHPUTS = ("events/s", "msgs/s", "records/s", "jobs/s", "tasks/s")
 
 
-@pytest.mark.timeout(600)  # eight measurements; the tracing one starts three pipelines
+# nine measurements; the tracing one starts three pipelines, the I/O-bound one eight workers
+@pytest.mark.timeout(720)
 def test_given_the_smoke_profile_when_the_harness_runs_then_every_measurement_is_written(
     tmp_path: Path,
 ) -> None:
@@ -38,7 +39,7 @@ def test_given_the_smoke_profile_when_the_harness_runs_then_every_measurement_is
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=580,
+        timeout=700,
         check=False,
     )
 
