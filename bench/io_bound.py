@@ -215,7 +215,7 @@ def run(stack: Stack, profile: Profile) -> Measurement:
                         f"{count} http jobs, {setup.label} (log: {processes[0].log_path})",
                         lambda p=prefix, c=count: finished_count(store, p) >= c,
                         timeout=60 + count * DELAY_S,
-                        interval=0.05,
+                        interval=0.25,  # a poll scans the jobs table: not too often
                     )
                     ended = max(finish_times(store, prefix).values())
                     sample(m, setup.label, "jobs/s", count / (ended - started))
@@ -225,9 +225,7 @@ def run(stack: Stack, profile: Profile) -> Measurement:
                         started = time.time()
                         publish(raw_app, raw_queue, endpoint.url, count, raw.key)
                         rate = count / (raw.wait(count) - started)
-                        m.figure(
-                            raw_label(setup.pool, setup.concurrency), "tasks/s"
-                        ).samples.append(rate)
+                        sample(m, raw_label(setup.pool, setup.concurrency), "tasks/s", rate)
                     if plain is not None:
                         plain.reset()
                         started = time.time()

@@ -67,7 +67,7 @@ PROFILES = {
         io_threads=64,
         io_gevent=256,
         io_seconds=1,
-        io_max_jobs=1_500,
+        io_max_jobs=800,
     ),
     "smoke": Profile(
         name="smoke",
