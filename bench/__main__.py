@@ -21,6 +21,7 @@ from bench import (
     bridge_throughput,
     end_to_end,
     growth,
+    io_bound,
     latency,
     memory,
     rabbitmq_throughput,
@@ -43,6 +44,7 @@ KEYS = (
     "tracing",
     "rabbitmq",
     "growth",
+    "io",
 )
 
 
@@ -109,6 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         attempt("tracing", lambda: tracing_overhead.run(stack, profile, args.concurrency))
         attempt("rabbitmq", lambda: rabbitmq_throughput.run(stack, profile))
         attempt("growth", lambda: growth.run(stack, profile, args.concurrency))
+        attempt("io", lambda: io_bound.run(stack, profile))
     finally:
         stack.close()
 

@@ -22,6 +22,11 @@ class Profile:
     tracing_rounds: int  # interleaved rounds of the three
     growth_jobs: int  # jobs in the grown database (99 % finished)
     growth_runs: int  # tries in its job_runs
+    io_levels: tuple[int, ...]  # threads and gevent concurrencies for the I/O-bound growth
+    io_threads: int  # the threads concurrency held against raw Celery and the plain consumer
+    io_gevent: int  # the gevent concurrency held against them
+    io_seconds: float  # ideal duration of each I/O-bound burst (50 ms calls), before the cap
+    io_max_jobs: int  # cap on an I/O-bound burst
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -43,6 +48,11 @@ PROFILES = {
         tracing_rounds=9,
         growth_jobs=1_000_000,
         growth_runs=5_000_000,
+        io_levels=(16, 64, 256),
+        io_threads=64,
+        io_gevent=256,
+        io_seconds=3,
+        io_max_jobs=6_000,
     ),
     "quick": Profile(
         name="quick",
@@ -59,6 +69,11 @@ PROFILES = {
         tracing_rounds=7,
         growth_jobs=200_000,
         growth_runs=1_000_000,
+        io_levels=(16, 64, 256),
+        io_threads=64,
+        io_gevent=256,
+        io_seconds=1,
+        io_max_jobs=800,
     ),
     "smoke": Profile(
         name="smoke",
@@ -75,5 +90,10 @@ PROFILES = {
         tracing_rounds=1,
         growth_jobs=2_000,
         growth_runs=10_000,
+        io_levels=(4,),
+        io_threads=4,
+        io_gevent=4,
+        io_seconds=0.25,
+        io_max_jobs=40,
     ),
 }

@@ -24,12 +24,13 @@ MEASUREMENTS = (
     "tracing_overhead",
     "rabbitmq_throughput",
     "growth",
+    "io_bound",
 )
 THROUGHPUTS = ("events/s", "msgs/s", "records/s", "jobs/s", "tasks/s")
 
 
-# Nine measurements; the tracing one starts three pipelines, growth two (about 50 s).
-@pytest.mark.timeout(670)
+# Ten measurements; tracing starts three pipelines, growth two, the I/O-bound one eight workers.
+@pytest.mark.timeout(790)
 def test_given_the_smoke_profile_when_the_harness_runs_then_every_measurement_is_written(
     tmp_path: Path,
 ) -> None:
@@ -39,7 +40,7 @@ def test_given_the_smoke_profile_when_the_harness_runs_then_every_measurement_is
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=650,
+        timeout=770,
         check=False,
     )
 
