@@ -76,6 +76,10 @@ def publisher_config(settings: Settings) -> dict[str, Any]:
             # minutes, and an early duplicate is harmless (the lease defers it).
             "visibility_timeout": int(max(lease_s * 4, max_backoff_s * 2)),
             "socket_connect_timeout": 5,
+            # kombu's Redis channel keeps at most 10 connections; a gevent worker acking from
+            # 64 greenlets at once failed acks with MaxConnectionsError (bench io). Opened on
+            # demand, so the ceiling costs nothing until used; py-amqp ignores the option.
+            "max_connections": 1024,
             # py-amqp: every publish waits for RabbitMQ's confirm, so the bridge stores an
             # offset only once its task and every one before it is on the broker. Redis
             # transports ignore the option.
