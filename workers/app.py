@@ -32,4 +32,4 @@ app = app_or_exit(settings)  # first: nothing else is logged before a configurat
 check_registry(settings)  # a plugin clash or a broken plugin stops the worker at start
 register(app, settings)
 # Celery's stop handlers are in place once the worker is ready; the deadline wraps them.
-worker_ready.connect(lambda **_: stop_deadline.watch_stop_signals(), weak=False)
+worker_ready.connect(lambda sender=None, **_: stop_deadline.watch_stop_signals(sender), weak=False)

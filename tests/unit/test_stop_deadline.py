@@ -65,3 +65,68 @@ def test_given_no_handler_when_watching_then_nothing_is_installed() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert done.stdout.strip() == "True", done.stderr
+
+
+# Under gevent, a stop signal raised while the hub runs: Celery's handler sleeps (the soft
+# shutdown), which in the hub raises BlockingSwitchOutError and skips the rest of the stop.
+_GEVENT_WORKER = textwrap.dedent(
+    """
+    from gevent import monkey
+    monkey.patch_all()
+    import collections, os, signal, sys
+    import gevent
+    from gevent import get_hub, getcurrent
+    from workers import stop_deadline
+
+    loop_greenlet = getcurrent()
+    ran_in = []
+
+    def celery_handler(signum, frame):
+        gevent.sleep(0.05)  # the soft shutdown's wait
+        ran_in.append("loop" if getcurrent() is loop_greenlet else "elsewhere")
+
+    class Consumer:  # the pending operations Celery's synloop runs at the top of each cycle
+        def __init__(self):
+            self.pending = collections.deque()
+
+        def call_soon(self, fn, *args):
+            self.pending.append(lambda: fn(*args))
+
+    consumer = Consumer() if sys.argv[1] == "consumer" else None
+    signal.signal(signal.SIGTERM, celery_handler)
+    stop_deadline.watch_stop_signals(consumer)
+    get_hub().loop.run_callback(lambda: os.kill(os.getpid(), signal.SIGTERM))
+    try:
+        gevent.sleep(0.3)
+    except gevent.exceptions.BlockingSwitchOutError:
+        print("blocking-switch-out")
+    while consumer is not None and consumer.pending:
+        consumer.pending.popleft()()
+    print(",".join(ran_in) or "never ran", flush=True)
+    os._exit(0)  # not the armed deadline's exit
+    """
+)
+
+
+def _gevent_stop(consumer: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _GEVENT_WORKER, consumer],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_given_gevent_when_a_stop_signal_lands_in_the_hub_then_the_handler_runs_in_the_loop() -> (
+    None
+):
+    done = _gevent_stop("consumer")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["loop"], done.stdout + done.stderr
+
+
+def test_given_gevent_without_the_consumer_when_a_signal_lands_in_the_hub_then_it_fails() -> None:
+    # The failure the deferral prevents: the handler runs in the hub and its sleep raises
+    done = _gevent_stop("none")
+    assert "BlockingSwitchOutError" in done.stderr + done.stdout, done.stdout + done.stderr
+    assert "loop" not in done.stdout.split()
