@@ -28,10 +28,24 @@ STOP_WAIT_S = 2.0  # how long a stopping pool waits for tries told to stop to ha
 HAND_BACK_SIGNAL = signal.SIGUSR2
 
 
+_stopping = threading.Event()
+
+
+def stopping() -> bool:
+    """Whether this process has handed its tries back: a task delivered now is not run."""
+    return _stopping.is_set()
+
+
 def hand_back_running_tries() -> None:
-    """Tell every try this process runs to stop; each hands itself back when it returns."""
+    """Tell every try this process runs to stop; each hands itself back when it returns.
+
+    From then on, a delivery to this process goes back to the queue unrun: a try handed back
+    before the worker unsubscribed (a second stop signal cancels at once) is otherwise
+    delivered to the stopping worker again, which would start it and hold the stop.
+    """
     from workers.tasks import running_context  # the task module imports this one
 
+    _stopping.set()
     ctx = running_context()
     if ctx is not None:
         ctx.leases.stop_all("shutdown")

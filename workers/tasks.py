@@ -26,10 +26,11 @@ from jobexec.core.retention import prune_step
 from jobexec.core.sections import ExecutorsSection, KafkaSection, LeaseSection, TracingSection
 from jobexec.core.taskmessage import TASK_NAME, TaskMessage
 from workers.concurrency import caps_from_settings
+from workers.events import EventsWithoutConfirms
 from workers.lease import LeaseKeeper
 from workers.lifecycle import HandBack, Publish, RetryLater, WorkerContext, handle
 from workers.limits import TimeLimits
-from workers.pools import listen_for_hand_back
+from workers.pools import listen_for_hand_back, stopping
 from workers.rescue import rescue_step
 from workers.retry import RetryPolicy
 
@@ -129,6 +130,7 @@ def register(app: Celery, settings: Settings) -> None:
         raise SystemExit(2) from None
     app.steps["worker"].add(rescue_step(settings))  # tries of dead workers are taken over
     app.steps["worker"].add(prune_step(settings))  # history retention, also with no scheduler
+    app.steps["consumer"].add(EventsWithoutConfirms)  # Flower's events wait for no confirm
 
     @app.task(name=TASK_NAME, bind=True)  # type: ignore[untyped-decorator]
     def execute_job(
@@ -151,6 +153,8 @@ def register(app: Celery, settings: Settings) -> None:
             )
             return
         event = message.event
+        if stopping():
+            raise Reject("the worker is stopping: task handed back unrun", requeue=True)
         ctx = context(settings)
         worker = f"{self.request.hostname or socket.gethostname()}/{os.getpid()}"
         request = self.request
