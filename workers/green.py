@@ -6,6 +6,7 @@ from typing import Any
 
 from celery.concurrency import gevent
 
+from workers import stop_deadline
 from workers.pools import hand_back_running_tries
 
 
@@ -13,4 +14,4 @@ class GeventPool(gevent.TaskPool):  # type: ignore[misc]
     """Kills no greenlet at shutdown: a killed try's message would be acknowledged and lost."""
 
     def terminate_job(self, pid: Any, signal: Any = None) -> None:
-        hand_back_running_tries()
+        hand_back_running_tries(stop_deadline.armed())

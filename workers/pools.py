@@ -23,6 +23,8 @@ from typing import Any
 from celery import concurrency
 from celery.concurrency import prefork, solo, thread
 
+from workers import stop_deadline
+
 STOP_WAIT_S = 2.0  # how long a stopping pool waits for tries told to stop to hand back
 # Celery leaves SIGUSR2 alone in pool children: it tells a child to hand its tries back.
 HAND_BACK_SIGNAL = signal.SIGUSR2
@@ -36,16 +38,18 @@ def stopping() -> bool:
     return _stopping.is_set()
 
 
-def hand_back_running_tries() -> None:
+def hand_back_running_tries(worker_stopping: bool = True) -> None:
     """Tell every try this process runs to stop; each hands itself back when it returns.
 
-    From then on, a delivery to this process goes back to the queue unrun: a try handed back
-    before the worker unsubscribed (a second stop signal cancels at once) is otherwise
-    delivered to the stopping worker again, which would start it and hold the stop.
+    When the worker stops (not on a revoke's terminate), a delivery to this process from then
+    on goes back to the queue unrun: a try handed back before the worker unsubscribed (a
+    second stop signal cancels at once) would otherwise come back to the stopping worker,
+    which would start it and hold the stop.
     """
     from workers.tasks import running_context  # the task module imports this one
 
-    _stopping.set()
+    if worker_stopping:
+        _stopping.set()
     ctx = running_context()
     if ctx is not None:
         ctx.leases.stop_all("shutdown")
@@ -64,7 +68,7 @@ class ThreadPool(thread.TaskPool):  # type: ignore[misc]
     """`--pool threads`: a thread cannot be killed, so its try is told to stop."""
 
     def terminate_job(self, pid: Any, signal: Any = None) -> None:
-        hand_back_running_tries()
+        hand_back_running_tries(stop_deadline.armed())
 
     def on_stop(self) -> None:
         # Not shutdown(wait=True): a try that ignores stop would hold the worker for ever.
@@ -76,7 +80,7 @@ class SoloPool(solo.TaskPool):  # type: ignore[misc]
     """`--pool solo`: the try runs on the worker's own thread; it is told to stop."""
 
     def terminate_job(self, pid: Any, signal: Any = None) -> None:
-        hand_back_running_tries()
+        hand_back_running_tries(stop_deadline.armed())
 
 
 def listen_for_hand_back() -> None:
@@ -99,7 +103,9 @@ class PreforkPool(prefork.TaskPool):  # type: ignore[misc]
         told: list[bool] = []
 
         def terminate_job(pid: Any, sig: Any = None) -> None:
-            if not told:  # once per shutdown: every child at once, one wait for all
+            # At a stop, once: every child at once, one wait for all. A revoke's terminate
+            # kills its child as Celery does.
+            if stop_deadline.armed() and not told:
                 told.append(True)
                 for child in getattr(self._pool, "_pool", ()) or ():
                     try:

@@ -107,6 +107,11 @@ def _loop_greenlet_runner(consumer: Any) -> _OnLoop | None:
     return on_loop
 
 
+def armed() -> bool:
+    """Whether a stop signal has arrived: the worker is stopping."""
+    return _armed.is_set()
+
+
 def arm() -> None:
     """Start the countdown once; later stop signals do not restart it."""
     if _armed.is_set():
