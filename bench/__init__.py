@@ -1,4 +1,4 @@
-"""The benchmark harness: `python -m bench [--quick|--smoke] [--out bench/results]`.
+"""The benchmark harness: `python -m bench [--quick|--smoke|--soak] [--out bench/results]`.
 
 One module per measurement (`bridge_throughput`, `end_to_end`, `latency`, `scale_out`,
 `memory`, `scheduler_rate`), each held against a raw baseline run back to back with it

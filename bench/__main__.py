@@ -1,4 +1,4 @@
-"""`python -m bench [--quick|--smoke] [--out bench/results]`: run every measurement, one at a time.
+"""`python -m bench [--quick|--smoke|--soak] [--out DIR]`: run each measurement, one at a time.
 
 Starts Tansu, uses the local PostgreSQL, Redis and (for `rabbitmq`) RabbitMQ (fresh databases
 and queue names, removed after), starts the jobexec processes, prints a table of medians and
@@ -30,7 +30,7 @@ from bench import (
     tracing_overhead,
 )
 from bench.pipeline import Pipeline
-from bench.profiles import PROFILES
+from bench.profiles import PROFILES, Profile
 from bench.results import Measurement, table, to_json, write_json
 from bench.stack import Stack, machine
 
@@ -53,6 +53,11 @@ def parser() -> argparse.ArgumentParser:
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="smaller runs (about 4 minutes)")
     size.add_argument("--smoke", action="store_true", help="a few hundred events (CI)")
+    size.add_argument(
+        "--soak",
+        action="store_true",
+        help="memory over 1,000,000 events (use with --only bridge memory; hours, not in CI)",
+    )
     p.add_argument("--out", type=Path, default=Path("bench/results"), help="[bench/results]")
     p.add_argument(
         "--concurrency",
@@ -66,9 +71,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def chosen_profile(args: argparse.Namespace) -> Profile:
+    """The profile the size flags pick; `full` without one."""
+    for name in ("smoke", "quick", "soak"):
+        if getattr(args, name):
+            return PROFILES[name]
+    return PROFILES["full"]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    profile = PROFILES["smoke" if args.smoke else "quick" if args.quick else "full"]
+    profile = chosen_profile(args)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     host = machine()

@@ -55,10 +55,10 @@ def run(pipeline: Pipeline, profile: Profile) -> Measurement:
     }
     m.targets.append(
         Target(
-            "end-to-end >= 0.6 x raw Celery no-op drain",
+            "end-to-end >= 0.8 x raw Celery no-op drain",
             ratio(m.median(JOBEXEC), m.median(RAW)),
             ">=",
-            0.6,
+            0.8,
         )
     )
     return m

@@ -1,4 +1,5 @@
-"""How big each measurement is: `full` (the issue's sizes), `quick` and the CI `smoke` run."""
+"""How big each measurement is: `full` (the issue's sizes), `quick`, the CI `smoke` run and
+`soak` (one million events through the bridge and the worker, for memory growth; not in CI)."""
 
 from __future__ import annotations
 
@@ -95,5 +96,28 @@ PROFILES = {
         io_gevent=4,
         io_seconds=0.25,
         io_max_jobs=40,
+    ),
+    # Memory over one million events: the bridge's throughput runs (one repetition of 1M
+    # records) give its RSS; the worker drains 1M noop jobs (about 1.5 h at 200 jobs/s here).
+    "soak": Profile(
+        name="soak",
+        repetitions=1,
+        bridge_events=1_000_000,
+        single_publishes=5_000,
+        e2e_events=1_500,
+        latency_seconds=6,
+        scale_workers=(1, 2),
+        scale_seconds=2,
+        memory_events=1_000_000,
+        scheduler_jobs=10_000,
+        tracing_events=400,
+        tracing_rounds=1,
+        growth_jobs=200_000,
+        growth_runs=1_000_000,
+        io_levels=(64,),
+        io_threads=64,
+        io_gevent=64,
+        io_seconds=1,
+        io_max_jobs=800,
     ),
 }

@@ -125,7 +125,9 @@ class Stack:
         )
 
     def stop_all(self, names: tuple[str, ...] | None = None) -> dict[str, tuple[int, float]]:
-        """SIGTERM the processes at once; returns name -> (exit status, seconds to exit)."""
+        """SIGTERM the processes at once, then stop each in turn, which sends it a second
+        SIGTERM (as an impatient operator does); returns name -> (exit status, seconds to exit).
+        """
         chosen = names or tuple(self.processes)
         signalled = time.monotonic()
         for name in chosen:
