@@ -1,4 +1,8 @@
-"""The PNG chart of a run: throughputs, latency percentiles and scale-out, cores in the title."""
+"""The PNG chart of a run, cores in the title.
+
+Top row: throughputs, latency percentiles, scale-out. Bottom row: I/O-bound jobs by slots, every
+ratio target against its aim (held green, missed red), memory before and after.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +20,8 @@ def draw(data: dict[str, Any], path: Path) -> None:
 
     measurements: dict[str, Any] = data["measurements"]
     machine = data["machine"]
-    fig, (ax_rate, ax_lat, ax_scale) = plt.subplots(
-        1, 3, figsize=(18, 6), gridspec_kw={"width_ratios": [1.4, 1, 1]}
-    )
+    fig, axes = plt.subplots(2, 3, figsize=(18, 12), gridspec_kw={"width_ratios": [1.4, 1.2, 1]})
+    (ax_rate, ax_lat, ax_scale), (ax_io, ax_ratio, ax_mem) = axes
 
     labels, medians, lows, highs = [], [], [], []
     for key in THROUGHPUT_KEYS:
@@ -70,6 +73,10 @@ def draw(data: dict[str, Any], path: Path) -> None:
     ax_scale.set_title("scale-out")
     ax_scale.legend()
 
+    _io(ax_io, measurements.get("io_bound", {}))
+    _ratios(ax_ratio, measurements)
+    _memory(ax_mem, measurements.get("memory", {}))
+
     fig.suptitle(
         f"jobexec benchmark ({data['profile']['name']}) on {machine['cores']} cores, "
         f"{machine['cpu']}"
@@ -77,3 +84,76 @@ def draw(data: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _io(ax: Any, io: dict[str, Any]) -> None:
+    """jobexec's `http` jobs/s by slots per pool; the raw Celery task and plain consumer as
+    points at the slots they ran with."""
+    figures: dict[str, Any] = io.get("figures", {})
+    for pool, colour in (("threads", "tab:blue"), ("gevent", "tab:purple")):
+        points = sorted(
+            (int(label.rsplit(" ", 1)[1]), fig["median"])
+            for label, fig in figures.items()
+            if label.startswith(f"jobexec http, {pool} -c ")
+        )
+        if points:
+            ax.plot(*zip(*points, strict=True), "o-", color=colour, label=f"jobexec, {pool}")
+    for prefix, marker, colour in (
+        ("raw Celery httpx task, ", "s", "tab:orange"),
+        ("plain consumer + ", "^", "tab:green"),
+    ):
+        for label, fig in figures.items():
+            if label.startswith(prefix) and "prefork" not in label:
+                slots = int(label.replace(" threads", "").rsplit(" ", 1)[1])
+                ax.plot(slots, fig["median"], marker, color=colour, label=label)
+    if figures:
+        ax.set_xscale("log", base=2)
+        ax.legend(fontsize=8, loc="upper left")
+    ax.set_xlabel("slots (threads or greenlets) in one worker process")
+    ax.set_ylabel("http jobs/s (50 ms endpoint)")
+    ax.set_title("I/O-bound jobs")
+
+
+def _ratios(ax: Any, measurements: dict[str, Any]) -> None:
+    """Each ratio target's measured value as a bar, its aim as a tick."""
+    targets = [
+        t for m in measurements.values() for t in m.get("targets", []) if t.get("unit") == "x"
+    ]
+    labels = [t["label"] for t in targets]
+    ax.barh(
+        labels,
+        [t["measured"] for t in targets],
+        color=["tab:green" if t["holds"] else "tab:red" for t in targets],
+    )
+    for y, t in enumerate(targets):
+        ax.plot([t["threshold"]] * 2, [y - 0.4, y + 0.4], color="black")
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.tick_params(axis="y", labelsize=7)
+    ax.set_xlabel("measured ratio (bar) and aim (black tick), log scale")
+    ax.set_title("targets: held (green), missed (red)")
+
+
+def _memory(ax: Any, memory: dict[str, Any]) -> None:
+    figures: dict[str, Any] = memory.get("figures", {})
+    pairs = []
+    for name in ("bridge", "worker"):
+        before = next(
+            (f for label, f in figures.items() if label.startswith(f"{name} before")), None
+        )
+        after = next((f for label, f in figures.items() if label.startswith(f"{name} after")), None)
+        if before and after:
+            pairs.append((name, before["median"], after["median"]))
+    xs = range(len(pairs))
+    ax.bar([x - 0.2 for x in xs], [b for _, b, _ in pairs], 0.4, label="before")
+    ax.bar([x + 0.2 for x in xs], [a for _, _, a in pairs], 0.4, label="after")
+    details = memory.get("details", {})
+    names = {
+        "bridge": f"bridge\n{details.get('bridge_events', 0):,} events",
+        "worker": f"worker (main + pool)\n{details.get('worker_events', 0):,} jobs",
+    }
+    ax.set_xticks(list(xs), [names[n] for n, _, _ in pairs], fontsize=8)
+    ax.set_ylabel("RSS, MB")
+    ax.set_title("memory before and after")
+    if pairs:
+        ax.legend()
