@@ -128,7 +128,8 @@ def _ratios(ax: Any, measurements: dict[str, Any]) -> None:
     for y, t in enumerate(targets):
         ax.plot([t["threshold"]] * 2, [y - 0.4, y + 0.4], color="black")
     ax.invert_yaxis()
-    ax.set_xscale("log")
+    if targets:  # a log axis needs a positive value to show
+        ax.set_xscale("log")
     ax.tick_params(axis="y", labelsize=7)
     ax.set_xlabel("measured ratio (bar) and aim (black tick), log scale")
     ax.set_title("targets: held (green), missed (red)")

@@ -1,0 +1,63 @@
+"""The benchmark chart draws whatever a run measured, `--only` one measurement included."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.chart import draw
+
+MACHINE = {"cores": 2, "cpu": "test"}
+
+
+def test_given_a_run_of_one_measurement_without_targets_when_drawn_then_the_png_is_written(
+    tmp_path: Path,
+) -> None:
+    # Given `python -m bench --only scheduler`: one rate, no ratio target
+    data = {
+        "machine": MACHINE,
+        "profile": {"name": "quick"},
+        "measurements": {
+            "scheduler": {
+                "figures": {
+                    "jobexec scheduler (batch 500)": {
+                        "unit": "jobs/s",
+                        "median": 15_000.0,
+                        "samples": [14_000.0, 15_000.0, 16_000.0],
+                    }
+                },
+                "targets": [],
+            }
+        },
+    }
+    # When it is drawn
+    path = tmp_path / "quick.png"
+    draw(data, path)
+    # Then the chart is there
+    assert path.stat().st_size > 10_000
+
+
+def test_given_targets_held_and_missed_when_drawn_then_the_png_is_written(tmp_path: Path) -> None:
+    target = {"comparison": ">=", "threshold": 0.8, "unit": "x"}
+    data = {
+        "machine": MACHINE,
+        "profile": {"name": "full"},
+        "measurements": {
+            "end_to_end": {
+                "figures": {},
+                "targets": [
+                    {**target, "label": "held", "measured": 1.2, "holds": True},
+                    {**target, "label": "missed", "measured": 0.5, "holds": False},
+                ],
+            },
+            "memory": {
+                "figures": {
+                    "bridge before": {"unit": "MB", "median": 80.0, "samples": [80.0]},
+                    "bridge after": {"unit": "MB", "median": 81.0, "samples": [81.0]},
+                },
+                "details": {"bridge_events": 1_000_000},
+            },
+        },
+    }
+    path = tmp_path / "full.png"
+    draw(data, path)
+    assert path.stat().st_size > 10_000
