@@ -51,12 +51,12 @@ KEYS = (
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     size = p.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="smaller runs (about 4 minutes)")
+    size.add_argument("--quick", action="store_true", help="smaller runs (about 20 minutes in all)")
     size.add_argument("--smoke", action="store_true", help="a few hundred events (CI)")
     size.add_argument(
         "--soak",
         action="store_true",
-        help="memory over 1,000,000 events (use with --only bridge memory; hours, not in CI)",
+        help="memory over 1,000,000 events (with --only bridge memory; not in CI)",
     )
     p.add_argument("--out", type=Path, default=Path("bench/results"), help="[bench/results]")
     p.add_argument(
