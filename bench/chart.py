@@ -137,14 +137,15 @@ def _ratios(ax: Any, measurements: dict[str, Any]) -> None:
 
 def _memory(ax: Any, memory: dict[str, Any]) -> None:
     figures: dict[str, Any] = memory.get("figures", {})
+
+    def median(prefix: str) -> float | None:  # the worker's labels go on with its pool size
+        return next((f["median"] for label, f in figures.items() if label.startswith(prefix)), None)
+
     pairs = []
     for name in ("bridge", "worker"):
-        before = next(
-            (f for label, f in figures.items() if label.startswith(f"{name} before")), None
-        )
-        after = next((f for label, f in figures.items() if label.startswith(f"{name} after")), None)
-        if before and after:
-            pairs.append((name, before["median"], after["median"]))
+        before, after = median(f"{name} before"), median(f"{name} after")
+        if before is not None and after is not None:
+            pairs.append((name, before, after))
     xs = range(len(pairs))
     ax.bar([x - 0.2 for x in xs], [b for _, b, _ in pairs], 0.4, label="before")
     ax.bar([x + 0.2 for x in xs], [a for _, _, a in pairs], 0.4, label="after")
