@@ -6,7 +6,7 @@ Fakes for the publisher, the dead-letter writer and the consumer's offset store.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -15,10 +15,9 @@ from confluent_kafka import TopicPartition
 
 from bridge.consumer import Bridge, _Record
 from bridge.publisher import Enqueue
-from jobexec.core.config import Settings
 from jobexec.core.deadletter import DeadLetter
 from jobexec.core.events import JobEvent, Origin
-from jobexec.core.sections import BridgeSection, KafkaSection
+from tests.unit.conftest import OfflineBridge
 
 
 @dataclass
@@ -64,25 +63,14 @@ class FakeOffsets:
 
 
 @pytest.fixture
-def bridge() -> Iterator[Bridge]:
-    settings = Settings.load(
-        {
-            "CONFIGS_KAFKA_BOOTSTRAPSERVERS": "127.0.0.1:9",
-            "CONFIGS_KAFKA_CONSUMER_MAXPOLLRECORDS": "2",  # tasks go two by two
-        }
+def bridge(offline_bridge: OfflineBridge) -> Bridge:
+    built = offline_bridge(
+        {"CONFIGS_KAFKA_CONSUMER_MAXPOLLRECORDS": "2"},  # tasks go two by two
+        FakePublisher(),
+        FakeWriter(),
     )
-    built = Bridge(
-        KafkaSection.from_settings(settings),
-        BridgeSection.from_settings(settings),
-        FakePublisher(),  # type: ignore[arg-type]
-        FakeWriter(),  # type: ignore[arg-type]
-    )
-    real = built.consumer
     built.consumer = FakeOffsets()  # type: ignore[assignment]
-    try:
-        yield built
-    finally:
-        real.close()
+    return built
 
 
 def event(partition: int, offset: int) -> _Record:

@@ -6,7 +6,6 @@ A fake consumer records what the bridge asks of it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -14,8 +13,7 @@ from confluent_kafka import TopicPartition
 from prometheus_client import REGISTRY
 
 from bridge.consumer import Bridge
-from jobexec.core.config import Settings
-from jobexec.core.sections import BridgeSection, KafkaSection
+from tests.unit.conftest import OfflineBridge
 
 TOPIC = "jobs-lag"
 
@@ -56,20 +54,10 @@ def lag(partition: int) -> float | None:
 
 
 @pytest.fixture
-def bridge() -> Iterator[Bridge]:
-    settings = Settings.load({"CONFIGS_KAFKA_BOOTSTRAPSERVERS": "127.0.0.1:9"})
-    built = Bridge(
-        KafkaSection.from_settings(settings),
-        BridgeSection.from_settings(settings),
-        None,  # type: ignore[arg-type]  # not published to here
-        None,  # type: ignore[arg-type]
-    )
+def bridge(offline_bridge: OfflineBridge) -> Bridge:
+    built = offline_bridge()  # no publisher or dead-letter writer: nothing is handed over here
     built.topic = TOPIC
-    real = built.consumer
-    try:
-        yield built
-    finally:
-        real.close()
+    return built
 
 
 def test_given_records_flowing_when_the_lag_is_measured_then_the_broker_is_not_asked_for_ends(
