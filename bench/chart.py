@@ -34,7 +34,10 @@ def draw(data: dict[str, Any], path: Path) -> None:
             lows.append(fig_data["median"] - min(samples))
             highs.append(max(samples) - fig_data["median"])
     ax_rate.barh(labels, medians, xerr=[lows, highs], color="tab:blue", capsize=3)
-    ax_rate.set_xscale("log")
+    if medians:  # a log axis needs a positive value to show
+        ax_rate.set_xscale("log")
+    else:
+        _not_in_run(ax_rate)
     ax_rate.invert_yaxis()
     ax_rate.set_xlabel("per second (median, min-max), log scale")
     ax_rate.set_title("throughput")
@@ -48,16 +51,19 @@ def draw(data: dict[str, Any], path: Path) -> None:
         ("minimal Kafka->Celery record -> end", "tab:green"),
         ("raw Celery publish -> start", "tab:orange"),
     )
-    for offset, (side, colour) in enumerate(sides):
-        values = [figures.get(f"{side} {p}", {}).get("median", 0.0) for p in pcts]
-        xs = [i + offset * 0.27 for i in range(len(pcts))]
-        ax_lat.bar(xs, values, width=0.27, label=side, color=colour)
+    if figures:
+        for offset, (side, colour) in enumerate(sides):
+            values = [figures.get(f"{side} {p}", {}).get("median", 0.0) for p in pcts]
+            xs = [i + offset * 0.27 for i in range(len(pcts))]
+            ax_lat.bar(xs, values, width=0.27, label=side, color=colour)
+        ax_lat.set_xticks([i + 0.27 for i in range(len(pcts))], pcts)
+        ax_lat.set_yscale("log")
+        ax_lat.legend()
+    else:
+        _not_in_run(ax_lat)
     rate = measurements.get("latency", {}).get("details", {}).get("offered_rate_per_s", 0)
-    ax_lat.set_xticks([i + 0.27 for i in range(len(pcts))], pcts)
-    ax_lat.set_yscale("log")
     ax_lat.set_ylabel("ms (median of repetitions), log scale")
-    ax_lat.set_title(f"latency at {rate:,.0f}/s offered (half capacity)")
-    ax_lat.legend()
+    ax_lat.set_title(f"latency at {rate:,.0f}/s offered (half capacity)" if rate else "latency")
 
     scale = measurements.get("scale_out", {})
     levels = scale.get("details", {}).get("levels", [])
@@ -68,10 +74,12 @@ def draw(data: dict[str, Any], path: Path) -> None:
         ax_scale.plot(levels, rates, "o-", label="measured")
         ax_scale.plot(levels, [n / sleep_s for n in levels], "--", color="grey", label="ideal")
         ax_scale.set_xticks(levels)
+        ax_scale.legend()
+    else:
+        _not_in_run(ax_scale)
     ax_scale.set_xlabel("worker processes (one partition)")
     ax_scale.set_ylabel("sleep(100 ms) jobs per second")
     ax_scale.set_title("scale-out")
-    ax_scale.legend()
 
     _io(ax_io, measurements.get("io_bound", {}))
     _ratios(ax_ratio, measurements)
@@ -109,6 +117,8 @@ def _io(ax: Any, io: dict[str, Any]) -> None:
     if figures:
         ax.set_xscale("log", base=2)
         ax.legend(fontsize=8, loc="upper left")
+    else:
+        _not_in_run(ax)
     ax.set_xlabel("slots (threads or greenlets) in one worker process")
     ax.set_ylabel("http jobs/s (50 ms endpoint)")
     ax.set_title("I/O-bound jobs")
@@ -130,6 +140,8 @@ def _ratios(ax: Any, measurements: dict[str, Any]) -> None:
     ax.invert_yaxis()
     if targets:  # a log axis needs a positive value to show
         ax.set_xscale("log")
+    else:
+        _not_in_run(ax)
     ax.tick_params(axis="y", labelsize=7)
     ax.set_xlabel("measured ratio (bar) and aim (black tick), log scale")
     ax.set_title("targets: held (green), missed (red)")
@@ -159,3 +171,12 @@ def _memory(ax: Any, memory: dict[str, Any]) -> None:
     ax.set_title("memory before and after")
     if pairs:
         ax.legend()
+    else:
+        _not_in_run(ax)
+
+
+def _not_in_run(ax: Any) -> None:
+    """An empty panel says so, instead of axes and a legend with nothing behind them."""
+    ax.text(0.5, 0.5, "not in this run", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xticks([])
+    ax.set_yticks([])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from bench.chart import draw
@@ -60,4 +61,37 @@ def test_given_targets_held_and_missed_when_drawn_then_the_png_is_written(tmp_pa
     }
     path = tmp_path / "full.png"
     draw(data, path)
+    assert path.stat().st_size > 10_000
+
+
+def test_given_a_memory_only_soak_when_drawn_then_no_empty_panel_warns(tmp_path: Path) -> None:
+    # Given `python -m bench --soak --only memory`: memory figures, no rate, latency or target
+    data = {
+        "machine": MACHINE,
+        "profile": {"name": "soak"},
+        "measurements": {
+            "memory": {
+                "figures": {
+                    "worker before (main + 2 pool)": {
+                        "unit": "MB",
+                        "median": 295.2,
+                        "samples": [295.2],
+                    },
+                    "worker after (main + 2 pool)": {
+                        "unit": "MB",
+                        "median": 296.1,
+                        "samples": [296.1],
+                    },
+                },
+                "targets": [],
+                "details": {"worker_events": 1_000_000},
+            }
+        },
+    }
+    path = tmp_path / "soak.png"
+    # When it is drawn, with matplotlib's warnings (log axis of nothing, empty legend) as errors
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        draw(data, path)
+    # Then the chart is there
     assert path.stat().st_size > 10_000
