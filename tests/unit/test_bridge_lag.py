@@ -1,7 +1,8 @@
 """The bridge's lag gauge: from the last fetch while records flow (no broker round trip in the
-consume loop), from the broker while its partitions are paused (nothing is fetched then).
+consume loop), from the broker while its partitions are paused (nothing is fetched then). Its
+sign-of-life metadata request goes on the cluster client, never behind the consumer's fetch.
 
-A fake consumer records what the bridge asks of it.
+A fake consumer and a fake cluster client record what the bridge asks of each.
 """
 
 from __future__ import annotations
@@ -27,9 +28,6 @@ class FakeConsumer:
     broker_ends: dict[int, int]
     asked: list[str] = field(default_factory=list)
 
-    def list_topics(self, topic: str, timeout: float) -> None:
-        self.asked.append(f"metadata {topic}")
-
     def assignment(self) -> list[TopicPartition]:
         return [TopicPartition(TOPIC, p) for p in self.positions]
 
@@ -45,6 +43,16 @@ class FakeConsumer:
             return 0, self.fetched_ends[tp.partition]
         self.asked.append(f"watermarks {tp.partition}")
         return 0, self.broker_ends[tp.partition]
+
+
+@dataclass
+class FakeCluster:
+    """The bridge's own metadata client."""
+
+    asked: list[str] = field(default_factory=list)
+
+    def list_topics(self, topic: str, timeout: float) -> None:
+        self.asked.append(f"metadata {topic}")
 
 
 def lag(partition: int) -> float | None:
@@ -71,12 +79,15 @@ def test_given_records_flowing_when_the_lag_is_measured_then_the_broker_is_not_a
         broker_ends={0: 99, 1: 99, 2: 99},
     )
     bridge.consumer = fake  # type: ignore[assignment]
+    cluster = bridge.cluster = FakeCluster()  # type: ignore[assignment]
 
     # When the bridge measures its lag
     bridge._measure_lag()
 
-    # Then one metadata request was the broker's only work, and the lag is what the fetches say
-    assert fake.asked == [f"metadata {TOPIC}"]
+    # Then one metadata request, on the cluster client, was the broker's only work (nothing waits
+    # behind the consumer's fetch), and the lag is what the fetches say
+    assert cluster.asked == [f"metadata {TOPIC}"]
+    assert fake.asked == []
     assert (lag(0), lag(1)) == (5.0, 0.0)
 
 
@@ -90,11 +101,13 @@ def test_given_paused_partitions_when_the_lag_is_measured_then_the_broker_gives_
         broker_ends={0: 110, 1: 20, 2: 31},
     )
     bridge.consumer = fake  # type: ignore[assignment]
+    cluster = bridge.cluster = FakeCluster()  # type: ignore[assignment]
     bridge.stats.paused = True
 
     # When the bridge measures its lag
     bridge._measure_lag()
 
     # Then the broker was asked for each end, and the lag counts what piled up
-    assert fake.asked == [f"metadata {TOPIC}", "watermarks 0", "watermarks 1", "watermarks 2"]
+    assert cluster.asked == [f"metadata {TOPIC}"]
+    assert fake.asked == ["watermarks 0", "watermarks 1", "watermarks 2"]
     assert (lag(0), lag(1), lag(2)) == (100.0, 0.0, 1.0)
